@@ -1,0 +1,81 @@
+"""Fusion of a gene's sequence view and graph view, and the prediction heads.
+
+Letters: g genes, d hidden width, t tissues, f membership features, k function labels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class GatedFusion(nn.Module):
+    """``h = z * h_seq + (1 - z) * h_graph`` with a per-dimension gate ``z = σ(W [h_seq; h_graph])``.
+
+    Shapes: ``h_seq``, ``h_graph``: ``[g, d]`` → ``h``: ``[g, d]``; :meth:`gate` gives ``z``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2 * dim, dim)
+
+    def gate(self, h_seq: Tensor, h_graph: Tensor) -> Tensor:
+        return torch.sigmoid(self.proj(torch.cat([h_seq, h_graph], dim=-1)))
+
+    def forward(self, h_seq: Tensor, h_graph: Tensor) -> Tensor:
+        z = self.gate(h_seq, h_graph)
+        return z * h_seq + (1 - z) * h_graph
+
+
+class ExpressionHeads(nn.Module):
+    """Predict a gene's expression *level* (mean over tissues) and *profile* (centred, per tissue).
+
+    The prediction per tissue is ``level + profile`` with the profile centred to mean zero, so
+    the two targets can be weighted and early-stopped separately.
+
+    Shapes: ``h [g, d]`` → ``level [g]``, ``profile [g, t]`` (rows sum to 0).
+    """
+
+    def __init__(self, dim: int, n_tissues: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.level = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                   nn.Linear(dim, 1))
+        self.profile = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                     nn.Linear(dim, n_tissues))
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        level = self.level(h).squeeze(-1)                           # [g]
+        profile = self.profile(h)                                   # [g, t]
+        return level, profile - profile.mean(dim=-1, keepdim=True)
+
+
+class MembershipLinear(nn.Module):
+    """A linear path over annotation membership (gene × GO term / pathway / TF), like ridge.
+
+    ``membership`` is a sparse ``[g, f]`` matrix (0/1 or weights); output is ``level [g]`` and a
+    centred ``profile [g, t]``. Trained jointly with the network; its shrinkage comes from the
+    optimiser's weight decay plus an explicit L2 penalty (:meth:`l2`), as ridge's does.
+    """
+
+    def __init__(self, n_features: int, n_tissues: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_features, n_tissues + 1))  # [f, 1 + t]
+
+    def forward(self, membership: Tensor) -> tuple[Tensor, Tensor]:
+        out = torch.sparse.mm(membership, self.weight) if membership.is_sparse or \
+            membership.layout == torch.sparse_csr else membership @ self.weight   # [g, 1 + t]
+        level, profile = out[:, 0], out[:, 1:]
+        return level, profile - profile.mean(dim=-1, keepdim=True)
+
+    def l2(self) -> Tensor:
+        return self.weight.pow(2).sum()
+
+
+class ProjectionHead(nn.Module):
+    """Two-layer projection used for the contrastive (InfoNCE) views, L2-normalised output."""
+
+    def __init__(self, dim: int, out_dim: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, out_dim))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return nn.functional.normalize(self.net(h), dim=-1)
