@@ -1,0 +1,52 @@
+"""Promoter FASTAs whose headers carry gene ids (EPDnew core promoters, −49..+10).
+
+Header layout of the bundled ``coords/epdnew_hs_core_promoters_m49_p10.fa.gz``::
+
+    >NOC2L_1 gene=NOC2L ensembl=ENSG00000188976 len=60
+
+``ensembl=`` may list several ids separated by commas, or ``NA``. Other ``key=value`` pairs
+are ignored; a record without ``gene=`` takes its record id as the gene symbol.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+from Bio import SeqIO
+
+from genesplice.annotations.io import open_text
+from genesplice.errors import GeneSpliceInputError
+
+_KEY_VALUE = re.compile(r"(\w+)=(\S+)")
+
+PROMOTER_COLUMNS = ["promoter_id", "gene_symbol", "ensembl_id", "sequence", "tss_index"]
+
+
+def read_promoter_fasta(path: str | os.PathLike, tss_index: int = 49) -> pd.DataFrame:
+    """One row per record: ``promoter_id, gene_symbol, ensembl_id, sequence, tss_index``.
+
+    ``ensembl_id`` keeps the header's comma-separated list (``NA`` → missing); ``sequence`` is
+    uppercased (EPDnew writes the upstream part in lowercase); ``tss_index`` is the TSS position
+    inside the sequence (49 for EPDnew −49..+10).
+    """
+    path = Path(path)
+    rows = []
+    with open_text(path) as fh:
+        for record in SeqIO.parse(fh, "fasta"):
+            fields = dict(_KEY_VALUE.findall(record.description))
+            seq = str(record.seq).upper()
+            if not seq:
+                raise GeneSpliceInputError(f"record {record.id!r} has no sequence", path=path)
+            ens = fields.get("ensembl")
+            rows.append((record.id, fields.get("gene", record.id),
+                         None if ens in (None, "NA") else ens, seq, tss_index))
+    if not rows:
+        raise GeneSpliceInputError("no FASTA records (expected lines starting with '>')", path=path)
+    return pd.DataFrame(rows, columns=PROMOTER_COLUMNS)
+
+
+def first_promoter_per_gene(promoters: pd.DataFrame) -> pd.DataFrame:
+    """Keep one promoter per gene symbol: the first listed (EPDnew's ``_1`` is the main one)."""
+    return promoters.drop_duplicates("gene_symbol", keep="first").reset_index(drop=True)
