@@ -36,8 +36,90 @@ def _run_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build_graph(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build-graph", help="build a knowledge graph from a TOML recipe")
+    p.add_argument("--recipe", default="graphs/human_default.toml",
+                   help="graph recipe (default: graphs/human_default.toml)")
+    p.add_argument("--out", required=True, help="output directory (tensors.pt + graph.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_build_graph)
+
+
+def print_graph_summary(kg, file=None) -> None:
+    """The summary table (nodes/edges per type) and the build report lines."""
+    file = file or sys.stdout
+    table = kg.summary()
+    print(table.to_string(index=False, formatters={"count": "{:,}".format}), file=file)
+    for line in kg.report_lines():
+        print(line, file=file)
+
+
+def _run_build_graph(args: argparse.Namespace) -> int:
+    from genesplice.graph.build import build_graph
+
+    kg = build_graph(args.recipe, progress=not args.quiet)
+    out = kg.save(args.out)
+    print_graph_summary(kg)
+    print(f"built in {kg.stats['seconds']['total']:.1f} s; saved to {out}")
+    return 0
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    from genesplice.annotations.validate import FORMATS
+
+    p = sub.add_parser("validate", help="check one input file before a long build")
+    p.add_argument("file", help="input file (plain or .gz)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="file format (default: guessed from the name)")
+    p.set_defaults(func=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from genesplice.annotations.validate import validate_file
+
+    print(validate_file(args.file, args.format))
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job on the bundled data (for now: build the "
+                                    "default graph and report it)")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--recipe", default=None, help="graph recipe (default: human_default)")
+    p.set_defaults(func=lambda a: run_demo(a.out, recipe=a.recipe))
+
+
+def run_demo(out: str = "runs/demo", *, recipe: str | None = None, progress: bool = True) -> dict:
+    """Build the default graph into ``<out>/graph``, print its summary, write
+    ``<out>/report.md``. Returns a dict of what was produced (later issues add training,
+    evaluation and prediction steps here and extend the report)."""
+    from pathlib import Path
+
+    from genesplice.graph.build import build_graph
+    from genesplice.graph.recipes import default_recipe_path
+
+    out_dir = Path(out)
+    recipe = recipe or str(default_recipe_path())
+    kg = build_graph(recipe, progress=progress)
+    graph_dir = kg.save(out_dir / "graph")
+    print_graph_summary(kg)
+    table = kg.summary()
+    lines = [f"# GeneSplice demo", "", f"Recipe: `{recipe}`  ", f"Graph: `{graph_dir}` "
+             f"(built in {kg.stats['seconds']['total']:.1f} s)", "", "## Knowledge graph", "",
+             "| kind | type | count |", "|---|---|---:|"]
+    lines += [f"| {r.kind} | {r.type} | {r.count:,} |" for r in table.itertuples()]
+    lines += ["", *[f"- {x}" for x in kg.report_lines()], ""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    print(f"wrote {report}")
+    return {"graph": graph_dir, "report": report, "knowledge_graph": kg}
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_manifest,
+    _add_build_graph,
+    _add_validate,
+    _add_demo,
 ]
 
 
@@ -54,7 +136,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        rc = args.func(args)
+        return rc if isinstance(rc, int) else 0
     except GeneSpliceInputError as err:
         print(f"genesplice: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,328 @@
+"""The built knowledge graph: a PyG ``HeteroData`` plus id maps, names, provenance, save/load.
+
+Node types: ``gene`` (official symbols), ``go_term`` (GO ids), ``pathway`` (Reactome ids).
+Edge types are ``(src, relation, dst)`` with verb relations (child -> parent for hierarchies,
+TF -> target for regulation) and a ``rev_<relation>`` reverse edge for each, sharing its
+``edge_attr``. Edge attributes are float32 tensors whose columns are named in
+:attr:`KnowledgeGraph.edge_attr_names`:
+
+========================================  =========================================
+edge type                                 edge_attr columns
+========================================  =========================================
+(gene, annotated_with, go_term)           direct, experimental, phylogenetic,
+                                          computational, author, curator, electronic
+(go_term, is_a / part_of, go_term)        (none)
+(go_term, regulates, go_term)             sign (+1 positively, -1 negatively, 0)
+(gene, member_of, pathway)                direct, TAS, IEA
+(pathway, part_of, pathway)               (none)
+(gene, regulates, gene)                   sign (+1/-1/0), confidence (A=1.0 .. E=0.2)
+========================================  =========================================
+
+``direct`` is 1 for an annotation made to that very term/pathway and 0 when it was inferred
+(re-attached from a dropped, too-small descendant, or propagated).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genesplice.errors import GeneSpliceInputError
+
+NODE_TYPES = ("gene", "go_term", "pathway")
+EdgeType = tuple[str, str, str]
+FORMAT_VERSION = 1
+GO_NAMESPACES = ("biological_process", "molecular_function", "cellular_component")
+#: hierarchy edge types used to propagate membership to ancestors
+HIERARCHY = {"go_term": (("go_term", "is_a", "go_term"), ("go_term", "part_of", "go_term")),
+             "pathway": (("pathway", "part_of", "pathway"),)}
+
+
+def edge_key(et: EdgeType) -> str:
+    """``('gene','annotated_with','go_term')`` -> ``'gene__annotated_with__go_term'``."""
+    return "__".join(et)
+
+
+def parse_edge_key(key: str) -> EdgeType:
+    a, b, c = key.split("__")
+    return a, b, c
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class KnowledgeGraph:
+    """A built graph. ``data`` is the PyG ``HeteroData``; row ``i`` of node type ``t`` is
+    ``node_ids[t][i]``."""
+    data: Any  # torch_geometric.data.HeteroData
+    node_ids: dict[str, list[str]]
+    node_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    edge_attr_names: dict[str, list[str]] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    nx_graph: Any = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ lookups
+    def node_index(self, node_type: str) -> dict[str, int]:
+        """id -> row index for one node type."""
+        if node_type not in self.node_ids:
+            raise KeyError(f"no node type {node_type!r}; have {sorted(self.node_ids)}")
+        return {n: i for i, n in enumerate(self.node_ids[node_type])}
+
+    @property
+    def edge_types(self) -> list[EdgeType]:
+        return list(self.data.edge_types)
+
+    def name(self, node_type: str, node_id: str) -> str:
+        return self.node_names.get(node_type, {}).get(node_id, node_id)
+
+    def attr_names(self, edge_type: EdgeType) -> list[str]:
+        return self.edge_attr_names.get(edge_key(edge_type), [])
+
+    def edges(self, edge_type: EdgeType | str) -> pd.DataFrame:
+        """One edge type as a DataFrame of ids (src, dst) plus its named attributes."""
+        et = self._edge_type(edge_type)
+        ei = self.data[et].edge_index.numpy()
+        src = np.asarray(self.node_ids[et[0]], dtype=object)[ei[0]]
+        dst = np.asarray(self.node_ids[et[2]], dtype=object)[ei[1]]
+        df = pd.DataFrame({"src": src, "dst": dst})
+        names = self.attr_names(et)
+        if names:
+            attr = self.data[et].edge_attr.numpy()
+            for j, n in enumerate(names):
+                df[n] = attr[:, j]
+        return df
+
+    def _edge_type(self, edge_type: EdgeType | str) -> EdgeType:
+        if isinstance(edge_type, str):
+            hits = [et for et in self.data.edge_types if et[1] == edge_type]
+            if len(hits) != 1:
+                raise KeyError(f"relation {edge_type!r} matches {hits}; pass (src, rel, dst)")
+            return hits[0]
+        et = tuple(edge_type)
+        if et not in self.data.edge_types:
+            raise KeyError(f"no edge type {et}; have {self.data.edge_types}")
+        return et  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ features
+    def membership(self, edge_type: EdgeType | str, *, propagate: bool = False,
+                   value: str | None = None):
+        """Gene x feature ``scipy.sparse.csr_matrix`` for a gene-involving edge type.
+
+        Rows follow ``node_ids['gene']``. Columns follow the other end's ``node_ids``:
+        ``go_term`` for annotated_with, ``pathway`` for member_of; for
+        ``('gene','regulates','gene')`` rows are targets and columns regulators (TFs).
+        ``propagate=True`` also marks every ancestor term/pathway (true-path rule over the
+        graph's is_a/part_of edges). ``value``: an edge_attr column (e.g. ``"sign"``) instead
+        of 1.0 (not with ``propagate``).
+        """
+        import scipy.sparse as sp
+
+        et = self._edge_type(edge_type)
+        ei = self.data[et].edge_index.numpy()
+        if et[0] == "gene" and et[2] == "gene":
+            rows, cols, n_cols = ei[1], ei[0], len(self.node_ids["gene"])
+        elif et[0] == "gene":
+            rows, cols, n_cols = ei[0], ei[1], len(self.node_ids[et[2]])
+        elif et[2] == "gene":
+            rows, cols, n_cols = ei[1], ei[0], len(self.node_ids[et[0]])
+        else:
+            raise KeyError(f"{et} does not involve genes")
+        if value is not None:
+            names = self.attr_names(et)
+            if value not in names:
+                raise KeyError(f"{et} has no attribute {value!r}; has {names}")
+            vals = self.data[et].edge_attr[:, names.index(value)].numpy().astype(np.float64)
+        else:
+            vals = np.ones(len(rows))
+        n_genes = len(self.node_ids["gene"])
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(n_genes, n_cols))
+        m.sum_duplicates()
+        other = et[2] if et[0] == "gene" else et[0]
+        if propagate and other in HIERARCHY:
+            if value is not None:
+                raise ValueError("value= and propagate=True cannot be combined")
+            m = (m > 0).astype(np.float64)
+            up = sp.csr_matrix((n_cols, n_cols))
+            for h in HIERARCHY[other]:
+                if h in self.data.edge_types:
+                    e = self.data[h].edge_index.numpy()
+                    up = up + sp.csr_matrix((np.ones(e.shape[1]), (e[0], e[1])),
+                                            shape=(n_cols, n_cols))
+            up = (up > 0).astype(np.float64).tocsr()
+            frontier = m
+            while frontier.nnz:
+                nxt = ((frontier @ up) > 0).astype(np.float64)
+                new = ((nxt - nxt.multiply(m > 0)) > 0).astype(np.float64)
+                m = ((m + new) > 0).astype(np.float64)
+                frontier = new
+            m = m.tocsr()
+        return m
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self) -> pd.DataFrame:
+        """Nodes and edges per type (one row each) -- ``kind, type, count``."""
+        rows = [("node", t, len(self.node_ids[t])) for t in self.node_ids]
+        for et in self.data.edge_types:
+            rows.append(("edge", "(" + ", ".join(et) + ")", int(self.data[et].num_edges)))
+        return pd.DataFrame(rows, columns=["kind", "type", "count"])
+
+    def report_lines(self) -> list[str]:
+        """Human-readable extras: genes without annotation, unmapped ids, skipped rows."""
+        s = self.stats
+        out = []
+        if "genes" in s:
+            g = s["genes"]
+            out.append(f"genes in universe: {g['universe']:,} "
+                       f"(source: {g.get('universe_source', '?')})")
+            out.append(f"genes with no annotation (no GO, pathway or TF edge): "
+                       f"{g['without_any']:,}")
+            for k in ("without_go", "without_pathway", "without_regulation"):
+                if k in g:
+                    out.append(f"  {k.replace('_', ' ')}: {g[k]:,}")
+        for src, u in s.get("unmapped", {}).items():
+            ex = ", ".join(u.get("examples", [])[:5])
+            out.append(f"ids not mapped to a gene symbol in {src}: {u['n']:,}"
+                       + (f" (e.g. {ex})" if ex else ""))
+        for src, reasons in s.get("skipped", {}).items():
+            for reason, n in reasons.items():
+                out.append(f"skipped in {src}: {n:,} ({reason})")
+        return out
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``tensors.pt`` (plain dict of tensors) and ``graph.json`` atomically."""
+        directory = Path(directory)
+        tensors: dict[str, Any] = {"num_nodes": {}, "node": {}, "edge_index": {},
+                                   "edge_attr": {}}
+        for t in self.data.node_types:
+            store = self.data[t]
+            tensors["num_nodes"][t] = int(store.num_nodes)
+            extra = {k: v for k, v in store.items() if isinstance(v, torch.Tensor)}
+            if extra:
+                tensors["node"][t] = extra
+        for et in self.data.edge_types:
+            store = self.data[et]
+            tensors["edge_index"][edge_key(et)] = store.edge_index.contiguous()
+            if "edge_attr" in store:
+                tensors["edge_attr"][edge_key(et)] = store.edge_attr.contiguous()
+        meta = {"format_version": FORMAT_VERSION, "node_ids": self.node_ids,
+                "node_names": self.node_names, "edge_attr_names": self.edge_attr_names,
+                "edge_types": [list(et) for et in self.data.edge_types],
+                "recipe": self.recipe, "inputs": self.inputs, "stats": self.stats}
+        _atomic_write(directory / "tensors.pt", lambda p: torch.save(tensors, p))
+        _atomic_write(directory / "graph.json",
+                      lambda p: Path(p).write_text(json.dumps(meta, indent=1, sort_keys=True)))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, check_inputs: bool = False,
+             recipe: dict[str, Any] | None = None) -> "KnowledgeGraph":
+        """Load a saved graph (``torch.load(weights_only=True)``).
+
+        ``check_inputs=True`` re-hashes every input file and raises
+        :class:`GeneSpliceInputError` if one changed or is missing (a stale graph);
+        ``recipe`` (a ``Recipe`` or its dict) must equal the stored one, else stale too.
+        """
+        from torch_geometric.data import HeteroData
+
+        directory = Path(directory)
+        meta_path, tensor_path = directory / "graph.json", directory / "tensors.pt"
+        for p in (meta_path, tensor_path):
+            if not p.exists():
+                raise GeneSpliceInputError("not a saved graph (missing file); run "
+                                           "`genesplice build-graph` first", path=p)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise GeneSpliceInputError(f"corrupt graph metadata ({exc.msg})", path=meta_path,
+                                       line=exc.lineno) from exc
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise GeneSpliceInputError(
+                f"graph format {meta.get('format_version')} != {FORMAT_VERSION}; rebuild it",
+                path=meta_path)
+        tensors = torch.load(tensor_path, weights_only=True)
+        data = HeteroData()
+        for t, n in tensors["num_nodes"].items():
+            data[t].num_nodes = n
+            for k, v in tensors["node"].get(t, {}).items():
+                data[t][k] = v
+        for et in meta["edge_types"]:
+            key = edge_key(tuple(et))
+            data[tuple(et)].edge_index = tensors["edge_index"][key]
+            if key in tensors["edge_attr"]:
+                data[tuple(et)].edge_attr = tensors["edge_attr"][key]
+        kg = cls(data=data, node_ids=meta["node_ids"], node_names=meta["node_names"],
+                 edge_attr_names=meta["edge_attr_names"], recipe=meta["recipe"],
+                 inputs=meta["inputs"], stats=meta["stats"])
+        if recipe is not None:
+            want = recipe.to_dict() if hasattr(recipe, "to_dict") else recipe
+            if want != kg.recipe:
+                diff = sorted(k for k in set(want) | set(kg.recipe)
+                              if want.get(k) != kg.recipe.get(k))
+                raise GeneSpliceInputError(
+                    f"graph is stale: built from a different recipe (differs in {diff}); "
+                    "rebuild it", path=directory)
+        if check_inputs:
+            problems = kg.stale_inputs()
+            if problems:
+                raise GeneSpliceInputError(
+                    f"graph is stale: {problems[0]}"
+                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                    + "; rebuild it", path=directory)
+        return kg
+
+    def stale_inputs(self) -> list[str]:
+        """Inputs whose sha256 differs from the one recorded at build time (or are gone)."""
+        from genesplice.knowledge import sha256_file
+
+        problems = []
+        for label, info in self.inputs.items():
+            p = Path(info["path"])
+            if not p.exists():
+                problems.append(f"input {label} missing ({p})")
+            elif sha256_file(p) != info["sha256"]:
+                problems.append(f"input {label} changed since the build ({p})")
+        return problems
+
+    # ------------------------------------------------------------------ networkx
+    def to_networkx(self):
+        """Typed ``networkx.MultiDiGraph`` (nodes are ids with ``type``/``name``; edges keyed
+        by relation). Reverse (``rev_``) edges are left out: networkx edges are directed."""
+        import networkx as nx
+
+        if self.nx_graph is not None:
+            return self.nx_graph
+        g = nx.MultiDiGraph()
+        for t, ids in self.node_ids.items():
+            names = self.node_names.get(t, {})
+            g.add_nodes_from((i, {"type": t, "name": names.get(i, i)}) for i in ids)
+        for et in self.data.edge_types:
+            if et[1].startswith("rev_"):
+                continue
+            df = self.edges(et)
+            names = self.attr_names(et)
+            attrs = df[names].to_dict("records") if names else [{}] * len(df)
+            g.add_edges_from((s, d, et[1], {"relation": et[1], **a})
+                             for s, d, a in zip(df["src"], df["dst"], attrs))
+        self.nx_graph = g
+        return g
