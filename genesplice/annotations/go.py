@@ -22,8 +22,8 @@ import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver
 from genesplice.annotations.io import open_text
-from genesplice.annotations.validate import (ParseReport, check_field_counts, read_bytes,
-                                              scan_lines)
+from genesplice.annotations.validate import (ParseReport, check_field_counts, paused_gc,
+                                              read_bytes, scan_lines)
 from genesplice.errors import GeneSpliceInputError
 
 DEFAULT_OBO = "annotations/go.obo.gz"
@@ -142,7 +142,7 @@ def read_go_obo(path: str | os.PathLike | None = None, *,
     path = Path(path) if path is not None else knowledge_path(DEFAULT_OBO)
     relations = tuple(relations)
     report = ParseReport(source=str(path))
-    with open_text(path) as fh:
+    with open_text(path) as fh, paused_gc():
         try:
             g = obonet.read_obo(fh, ignore_obsolete=not include_obsolete)
         except (ValueError, KeyError, IndexError) as exc:

@@ -8,7 +8,6 @@ counted in ``KnowledgeGraph.stats``.
 """
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -25,7 +24,7 @@ from genesplice.annotations.go import EVIDENCE_GROUPS, REGULATES_SIGN, read_gaf,
 from genesplice.annotations.ids import GeneResolver
 from genesplice.annotations.reactome import read_reactome_hierarchy, read_reactome_mapping
 from genesplice.annotations.regulatory import merge_regulatory, read_dorothea, read_trrust
-from genesplice.annotations.validate import ParseReport, read_table
+from genesplice.annotations.validate import ParseReport, paused_gc, read_table
 from genesplice.errors import GeneSpliceInputError
 from genesplice.graph.dag import Ancestors, expand, expand_rows, lift_rows, reduce_pairs
 from genesplice.graph.hetero import GO_NAMESPACES, KnowledgeGraph, edge_key
@@ -173,13 +172,8 @@ def build_graph(recipe: Recipe | str | os.PathLike | None = None, *,
     million small dicts, which otherwise trigger repeated full collections (2-3x slower)
     while nothing here creates reference cycles worth collecting.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _build_graph(recipe, progress=progress)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _build_graph(recipe: Recipe | str | os.PathLike | None, *, progress: bool) -> KnowledgeGraph:

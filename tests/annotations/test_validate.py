@@ -1,0 +1,76 @@
+"""`validate_file` on real bundled files (good) and on small malformed files (bad)."""
+import gzip
+
+import pytest
+
+from genesplice.annotations.validate import guess_format, read_table, validate_file
+from genesplice.errors import GeneSpliceInputError
+from genesplice.knowledge import knowledge_path
+
+
+@pytest.mark.parametrize("rel,fmt", [
+    ("annotations/trrust_human.tsv.gz", "tsv"),
+    ("annotations/ReactomePathways_2021-02.gmt.gz", "gmt"),
+    ("coords/xpresso_hg38_promoters_cage_corrected_pm10kb.bed.gz", "bed"),
+    ("coords/epdnew_hs_core_promoters_m49_p10.fa.gz", "fasta"),
+])
+def test_real_files_validate(rel, fmt):
+    line = validate_file(knowledge_path(rel))
+    assert f"OK ({fmt})" in line and "\n" not in line
+
+
+def test_guess_format():
+    assert guess_format("x.gaf.gz") == "gaf"
+    assert guess_format("x.fa") == "fasta"
+    assert guess_format("x.gtf") == "gtf"
+    with pytest.raises(GeneSpliceInputError, match="--format"):
+        guess_format("x.unknown")
+
+
+def _write(p, text, gz=False):
+    if gz:
+        with gzip.open(p, "wt") as fh:
+            fh.write(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name,text,fmt,where", [
+    ("bad.tsv", "a\tb\n1\t2\n3\n", None, ":3: expected 2"),
+    ("bad.bed", "chr1\t10\t20\nchr1\tx\t30\n", None, ":2: expected integer start"),
+    ("bad2.bed", "chr1\t10\n", None, ":1: expected at least 3"),
+    ("bad.gtf", "chr1\tsrc\tgene\t1\t10\t.\t+\t.\tgene_id \"a\";\nchr1\tsrc\tgene\t5\t1\t.\t+\t.\tx\n",
+     None, ":2: expected integer 1-based start <= end"),
+    ("bad.fa", ">s1\nACGT\nACXT\n", None, ":3: unexpected character 'X'"),
+    ("nohead.fa", "ACGT\n", None, ":1: expected a '>' header"),
+    ("bad.gmt", "set\tdesc\n", None, ":1: gene set 'set' has no genes"),
+    ("bad.txt", "a\tb\n1\t2\t3\n", "tsv", ":2: expected 2"),
+])
+def test_malformed_files_name_the_line(tmp_path, name, text, fmt, where):
+    p = _write(tmp_path / name, text)
+    with pytest.raises(GeneSpliceInputError) as exc:
+        validate_file(p, fmt)
+    assert str(exc.value).startswith(str(p) + where), str(exc.value)
+
+
+def test_gz_and_empty(tmp_path):
+    p = _write(tmp_path / "ok.tsv.gz", "a\tb\n1\t2\n", gz=True)
+    assert "1 rows x 2 columns" in validate_file(p)
+    e = _write(tmp_path / "empty.tsv", "")
+    with pytest.raises(GeneSpliceInputError, match="empty"):
+        validate_file(e)
+    eg = _write(tmp_path / "empty.tsv.gz", "", gz=True)
+    with pytest.raises(GeneSpliceInputError, match="empty"):
+        validate_file(eg)
+
+
+def test_read_table_required_and_header(tmp_path):
+    p = _write(tmp_path / "t.tsv", "tf\ttarget\nA\t\n")
+    with pytest.raises(GeneSpliceInputError, match=r"t.tsv:2: empty value in required column 'target'"):
+        read_table(p, columns=("tf", "target"), required=("tf", "target"))
+    with pytest.raises(GeneSpliceInputError, match=r"t.tsv:1: missing column"):
+        read_table(p, columns=("tf", "mode"))
+    h = _write(tmp_path / "h.tsv", "tf\ttarget\n")
+    with pytest.raises(GeneSpliceInputError, match="no data rows"):
+        read_table(h, columns=("tf",))
