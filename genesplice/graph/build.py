@@ -373,7 +373,7 @@ def _build_graph(recipe: Recipe | str | os.PathLike | None, *, progress: bool) -
         inputs={k: {"path": str(Path(p).resolve()), "sha256": sha256_file(p)}
                 for k, p in inputs.items()},
         stats=stats, nx_graph=g)
-    return kg
+    return kg.validate()
 
 
 def assemble_networkx(node_ids: dict[str, list[str]], node_names: dict[str, dict[str, str]],

@@ -178,6 +178,37 @@ class KnowledgeGraph:
             m = m.tocsr()
         return m
 
+    def validate(self) -> "KnowledgeGraph":
+        """Check id maps against tensors: node counts, index ranges, attribute shapes.
+
+        Raises :class:`GeneSpliceInputError` naming the edge type, the limit and the index
+        found (as PyG's ``validate`` does)."""
+        for t in self.data.node_types:
+            n = int(self.data[t].num_nodes)
+            if len(self.node_ids.get(t, [])) != n:
+                raise GeneSpliceInputError(
+                    f"node type {t!r}: {len(self.node_ids.get(t, []))} ids for {n} nodes")
+        for et in self.data.edge_types:
+            ei = self.data[et].edge_index
+            if ei.dtype != torch.long or ei.dim() != 2 or ei.size(0) != 2:
+                raise GeneSpliceInputError(f"edge type {et}: edge_index must be a [2, E] "
+                                           f"long tensor, found {tuple(ei.shape)} {ei.dtype}")
+            for row, t in ((0, et[0]), (1, et[2])):
+                n = len(self.node_ids[t])
+                if ei.size(1) and (int(ei[row].max()) >= n or int(ei[row].min()) < 0):
+                    bad = int(ei[row].max()) if int(ei[row].max()) >= n else int(ei[row].min())
+                    raise GeneSpliceInputError(
+                        f"edge type {et}: {'source' if row == 0 else 'target'} index {bad} "
+                        f"outside [0, {n}) of node type {t!r}")
+            names = self.attr_names(et)
+            if names:
+                ea = self.data[et].edge_attr
+                if ea.dtype != torch.float32 or tuple(ea.shape) != (ei.size(1), len(names)):
+                    raise GeneSpliceInputError(
+                        f"edge type {et}: edge_attr must be float32 [{ei.size(1)}, "
+                        f"{len(names)}] ({', '.join(names)}), found {tuple(ea.shape)} {ea.dtype}")
+        return self
+
     # ------------------------------------------------------------------ reporting
     def summary(self) -> pd.DataFrame:
         """Nodes and edges per type (one row each) -- ``kind, type, count``."""
@@ -273,7 +304,7 @@ class KnowledgeGraph:
                 data[tuple(et)].edge_attr = tensors["edge_attr"][key]
         kg = cls(data=data, node_ids=meta["node_ids"], node_names=meta["node_names"],
                  edge_attr_names=meta["edge_attr_names"], recipe=meta["recipe"],
-                 inputs=meta["inputs"], stats=meta["stats"])
+                 inputs=meta["inputs"], stats=meta["stats"]).validate()
         if recipe is not None:
             want = recipe.to_dict() if hasattr(recipe, "to_dict") else recipe
             if want != kg.recipe:
