@@ -65,11 +65,10 @@ def _run_build_graph(args: argparse.Namespace) -> int:
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
-    from genesplice.annotations.validate import FORMATS
-
     p = sub.add_parser("validate", help="check one input file before a long build")
     p.add_argument("file", help="input file (plain or .gz)")
-    p.add_argument("--format", choices=FORMATS, default=None,
+    p.add_argument("--format", choices=("obo", "gaf", "gmt", "tsv", "bed", "gtf", "fasta"),
+                   default=None,
                    help="file format (default: guessed from the name)")
     p.set_defaults(func=_run_validate)
 

@@ -309,7 +309,7 @@ def read_gaf(path: str | os.PathLike | None = None, *,
             raise GeneSpliceInputError("propagate=True needs the ontology (read_go_obo)")
         out = propagate_annotations(out, ontology)
     report.rows_kept = len(out)
-    return out, report
+    return out, report.log()
 
 
 def propagate_annotations(ann: pd.DataFrame, ontology: GeneOntology,

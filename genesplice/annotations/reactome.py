@@ -76,7 +76,7 @@ def read_reactome_mapping(path: str | os.PathLike | None = None, *,
     out = d.groupby(["gene", "pathway_id"], sort=False)["evidence"].agg("|".join).reset_index()
     report.skip("duplicate (gene, pathway) after mapping", len(df) - len(out))
     report.rows_kept = len(out)
-    return out, report
+    return out, report.log()
 
 
 @dataclass
@@ -185,4 +185,4 @@ def read_gmt(path: str | os.PathLike | None = None, *,
     report.skip("duplicate gene in a set after mapping", before - len(df))
     report.rows_kept = len(df)
     report.notes["gene_sets"] = len(seen)
-    return df, report
+    return df, report.log()

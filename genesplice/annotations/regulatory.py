@@ -92,7 +92,7 @@ def read_trrust(path: str | os.PathLike | None = None, *,
     out = out[["tf", "target", "sign", "modes", "pmids", "n_rows"]]
     report.skip("duplicate (tf, target) rows collapsed", len(df) - len(out))
     report.rows_kept = len(out)
-    return out, report
+    return out, report.log()
 
 
 def read_dorothea(path: str | os.PathLike | None = None, *,
@@ -135,7 +135,7 @@ def read_dorothea(path: str | os.PathLike | None = None, *,
     out = out.sort_values(["tf", "target"]).reset_index(drop=True)
     report.skip("duplicate (tf, target) rows collapsed", len(df) - len(out))
     report.rows_kept = len(out)
-    return out, report
+    return out, report.log()
 
 
 def merge_regulatory(trrust: pd.DataFrame | None, dorothea: pd.DataFrame | None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import pandas as pd
 
 from genesplice.errors import GeneSpliceInputError
 
+logger = logging.getLogger("genesplice.annotations")
 FORMATS = ("obo", "gaf", "gmt", "tsv", "bed", "gtf", "fasta")
 
 
@@ -64,6 +66,12 @@ class ParseReport:
         room = examples - len(self.unmapped_examples)
         if room > 0:
             self.unmapped_examples.extend(list(ids)[:room])
+
+    def log(self) -> "ParseReport":
+        """One log line with the counts (soft problems are logged, never printed)."""
+        if self.skipped or self.n_unmapped:
+            logger.info("%s", self.summary())
+        return self
 
     def summary(self) -> str:
         sk = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.skipped.items())) or "none"
