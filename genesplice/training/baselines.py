@@ -89,6 +89,52 @@ def membership_matrix(pairs: pd.DataFrame, gene_ids: Sequence[str],
     return MembershipFeatures(matrix=m, gene_ids=tuple(gene_ids), feature_ids=tuple(feature_ids))
 
 
+def membership_from_graph(graph, *, relations: Sequence[str] = ("annotated_with", "member_of",
+                                                                  "regulates"),
+                          propagate: bool = False,
+                          gene_ids: Sequence[str] | None = None) -> MembershipFeatures:
+    """Membership features from a built ``genesplice.graph`` ``KnowledgeGraph``.
+
+    One block of columns per gene edge type whose relation is in ``relations`` (reverse edges
+    skipped): GO terms (``annotated_with``), pathways (``member_of``) and, for gene -> gene
+    ``regulates``, the regulating TFs (columns named ``TF:<symbol>``). ``propagate`` marks
+    ancestor terms/pathways too (true-path rule, via ``KnowledgeGraph.membership``).
+    ``gene_ids`` reorders the rows (e.g. to the expression table's genes); genes absent from
+    the graph get all-zero rows and are counted in a log line.
+    """
+    blocks, names = [], []
+    graph_genes = list(graph.node_ids["gene"])
+    for et in graph.edge_types:
+        src, rel, dst = et
+        if rel.startswith("rev_") or rel not in relations or "gene" not in (src, dst):
+            continue
+        m = graph.membership(et, propagate=propagate)
+        other = dst if src == "gene" else src
+        ids = list(graph.node_ids[other])
+        if src == "gene" and dst == "gene":
+            ids = [f"TF:{g}" for g in ids]
+        keep = np.flatnonzero(m.getnnz(axis=0) > 0)
+        blocks.append(sp.csr_matrix(m)[:, keep])
+        names.extend(ids[i] for i in keep)
+    if not blocks:
+        raise GeneSpliceInputError(f"the graph has no gene edge type with relation in "
+                                   f"{list(relations)} (has {graph.edge_types})")
+    matrix = sp.hstack(blocks, format="csr")
+    matrix.data[:] = 1.0
+    if gene_ids is not None:
+        gene_ids = list(dict.fromkeys(gene_ids))
+        rows = pd.Index(graph_genes).get_indexer(gene_ids)
+        absent = int((rows < 0).sum())
+        if absent:
+            log.info("membership: %d of %d requested genes are not graph nodes (all-zero rows)",
+                     absent, len(gene_ids))
+        pad = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]))], format="csr")
+        matrix = pad[np.where(rows < 0, matrix.shape[0], rows)]
+        graph_genes = gene_ids
+    return MembershipFeatures(matrix=sp.csr_matrix(matrix), gene_ids=tuple(graph_genes),
+                              feature_ids=tuple(names))
+
+
 def level_profile_targets(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(g, 1 + t) targets [level | profile] and the (g, t) observed mask; NaN profile -> 0."""
     mask = ~np.isnan(values)

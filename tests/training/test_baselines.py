@@ -88,3 +88,33 @@ def test_ridge_bad_inputs(membership, expression, chr8_split):
     with pytest.raises(GeneSpliceInputError, match="alphas"):
         fit_ridge_baseline(membership, expression.values, train_genes=chr8_split.train[:50],
                            val_genes=chr8_split.val[:5], alphas=(0.0,))
+
+
+def test_membership_from_tiny_graph():
+    """Shape test on a hand-written 4-gene / 3-term / 2-pathway KnowledgeGraph."""
+    import torch
+    from torch_geometric.data import HeteroData
+
+    from genesplice.graph.hetero import KnowledgeGraph
+    from genesplice.training.baselines import membership_from_graph
+
+    d = HeteroData()
+    d["gene", "annotated_with", "go_term"].edge_index = torch.tensor([[0, 1, 2], [0, 0, 1]])
+    d["go_term", "rev_annotated_with", "gene"].edge_index = torch.tensor([[0, 0, 1], [0, 1, 2]])
+    d["go_term", "is_a", "go_term"].edge_index = torch.tensor([[0], [2]])   # T0 is_a T2
+    d["gene", "member_of", "pathway"].edge_index = torch.tensor([[3], [1]])
+    d["gene", "regulates", "gene"].edge_index = torch.tensor([[0], [3]])    # G0 -> G3
+    kg = KnowledgeGraph(data=d, node_ids={"gene": ["G0", "G1", "G2", "G3"],
+                                          "go_term": ["T0", "T1", "T2"],
+                                          "pathway": ["P0", "P1"]})
+    m = membership_from_graph(kg)
+    assert m.gene_ids == ("G0", "G1", "G2", "G3")
+    assert m.feature_ids == ("T0", "T1", "P1", "TF:G0")   # features without genes dropped
+    assert m.matrix.toarray().tolist() == [[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0],
+                                           [0, 0, 1, 1]]
+    mp = membership_from_graph(kg, propagate=True, gene_ids=["G1", "NEW", "G0"],
+                               relations=("annotated_with",))
+    assert mp.feature_ids == ("T0", "T1", "T2")
+    assert mp.matrix.toarray().tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 1]]
+    with pytest.raises(GeneSpliceInputError, match="no gene edge type"):
+        membership_from_graph(kg, relations=("binds",))
