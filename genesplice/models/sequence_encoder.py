@@ -12,7 +12,7 @@ Layout (b batch, l bases, n tokens after the stem, w windows, t tokens per windo
                      to the TSS) ──► embedding [b, d]
 
 Cost is linear in length: the stem reads one-hot bases with a strided first conv (no
-full-resolution feature map), local attention costs O(n·t), and global attention runs over
+full-resolution feature map) and runs over chunks with a halo (exact), local attention costs O(n·t), and global attention runs over
 n/t summaries. Most parameters sit in the global path (few tokens, MEGABYTE-style), so compute
 per base stays small at a given parameter count.
 
@@ -47,6 +47,9 @@ class SequenceEncoderConfig:
     stem_strides: tuple[int, ...] = (8, 4, 4)
     stem_channels: tuple[int, ...] = (64, 128)   # widths before the last stage (which is d_model)
     stem_kernel: int = 3                # kernel of the residual conv in each stem stage
+    stem_chunk_tokens: int = 512        # run the stem over chunks of this many output tokens
+                                        # (+ a halo covering its receptive field): exact, and
+                                        # keeps the full-resolution working set cache-sized
     ff_mult: int = 4
     global_ff_mult: int = 4
     dropout: float = 0.0
@@ -70,6 +73,8 @@ class SequenceEncoderConfig:
         if len(self.stem_channels) != len(self.stem_strides) - 1:
             problems.append(f"stem_channels needs {len(self.stem_strides) - 1} entries, one per stem "
                             f"stage but the last (got {self.stem_channels})")
+        if self.stem_chunk_tokens < 1:
+            problems.append(f"stem_chunk_tokens must be >= 1 (got {self.stem_chunk_tokens})")
         if self.n_layers < 1 or not 0.0 <= self.dropout < 1.0:
             problems.append("need n_layers >= 1 and 0 <= dropout < 1")
         if problems:
@@ -323,6 +328,39 @@ class SequenceEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.d_model)
         self.pool = TssAttentionPool(config)
 
+    def stem_halo_tokens(self) -> int:
+        """Tokens of context each side that cover the stem's receptive field (for chunking)."""
+        radius = 0                                    # in output positions of the current stage
+        for stage in reversed(self.stem):
+            radius += stage.conv.kernel_size[0] // 2
+            radius = (radius + 1) * stage.stride + stage.down.kernel_size[0]
+        return -(-radius // self.config.downsample) + 1
+
+    def _stem(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tokens/mask [b, l]`` (l a multiple of downsample) → ``x [b, d, n]``, ``mask [b, n]``."""
+        x = self.onehot[tokens.masked_fill(~mask, PAD_INDEX)]          # b l c
+        x = rearrange(x, "b l c -> b c l")
+        for stage in self.stem:
+            x, mask = stage(x, mask)
+        return x, mask
+
+    def _chunked_stem(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same result as :meth:`_stem`, computed over chunks of tokens plus a halo, so memory
+        beyond the output is O(chunk) and the working set stays in cache at any length."""
+        ds, chunk = self.config.downsample, self.config.stem_chunk_tokens
+        n = tokens.shape[1] // ds
+        if n <= chunk:
+            return self._stem(tokens, mask)
+        halo = self.stem_halo_tokens()
+        pieces, masks = [], []
+        for start in range(0, n, chunk):
+            end = min(start + chunk, n)
+            lo, hi = max(start - halo, 0), min(end + halo, n)
+            x, m = self._stem(tokens[:, lo * ds:hi * ds], mask[:, lo * ds:hi * ds])
+            pieces.append(x[:, :, start - lo:end - lo])
+            masks.append(m[:, start - lo:end - lo])
+        return torch.cat(pieces, dim=2), torch.cat(masks, dim=1)
+
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -341,10 +379,7 @@ class SequenceEncoder(nn.Module):
         pad = (-tokens.shape[1]) % ds
         tokens = F.pad(tokens, (0, pad), value=PAD_INDEX)
         mask = F.pad(mask, (0, pad), value=False)
-        x = self.onehot[tokens.masked_fill(~mask, PAD_INDEX)]          # b l c
-        x = rearrange(x, "b l c -> b c l")
-        for stage in self.stem:
-            x, mask = stage(x, mask)
+        x, mask = self._chunked_stem(tokens, mask)
         x = rearrange(x, "b d n -> b n d")
         rope = self.blocks[0].local_attn.rotary_table(x.shape[1], x.device)
         use_ckpt = self.config.checkpointing and self.training and torch.is_grad_enabled()

@@ -183,3 +183,34 @@ def test_dataset_batch_feeds_the_encoder(small, chr20, chr20_tss):
     with torch.no_grad():
         out = small(batch.tokens, batch.mask, batch.tss_index)
     assert out.shape == (4, 64) and torch.isfinite(out).all()
+
+
+def test_base_encoder_embeds_chrx_genes_at_10kb(base):
+    genome = GenomeWindows(knowledge_path("sequence/GRCh37_chrX_1-69999930.fa.gz"))
+    tss = read_tss_bed(knowledge_path("sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"))
+    from genesplice.sequence import TssWindowDataset
+    ds = TssWindowDataset(genome, tss, 10_000, 10_000)
+    batch = collate_sequences([ds[i] for i in range(3)])
+    genome.close()
+    with torch.no_grad():
+        out = base(batch.tokens, batch.mask, batch.tss_index)
+    assert out.shape == (3, 256) and torch.isfinite(out).all()
+    assert torch.cdist(out, out)[0, 1:].min() > 1e-3
+
+
+@pytest.mark.parametrize("config_name", ["small", "base"])
+def test_chunked_stem_equals_whole_stem(request, config_name, chr20, chr20_tss):
+    """The stem runs in chunks plus a receptive-field halo; results equal one whole pass."""
+    model = request.getfixturevalue(config_name)
+    w = _window(chr20, chr20_tss, 4, 40_000, 40_001)
+    ds = model.config.downsample
+    n = -(-len(w.tokens) // ds)
+    tokens, mask = pad_tokens([w.tokens], [w.mask], length=n * ds)
+    mask[0, :1_000] = False                      # an edge-padded start, as at a contig end
+    with torch.no_grad():
+        whole, whole_mask = model._stem(tokens, mask)
+        chunked = SequenceEncoder(model.config.__class__(**{**model.config.__dict__, "stem_chunk_tokens": 7}))
+        chunked.load_state_dict(model.state_dict())
+        parts, parts_mask = chunked.eval()._chunked_stem(tokens, mask)
+    assert n > 7 * 3 and torch.equal(whole_mask, parts_mask)
+    assert (whole - parts).abs().max() < TOL
