@@ -1,0 +1,437 @@
+"""Inference on a trained :class:`GeneSpliceModel`: receptive fields, adding / copying / dropping
+gene nodes, and predictions the way training reports them (pure torch; never opens files).
+
+Letters: g genes, t tissues, l bases, d width, e edges, s sequences, k new genes.
+
+* :func:`receptive_field` — which nodes' *input* features reach some target genes through the
+  GAT's ``n_layers`` message-passing layers. A prediction for the targets only needs the
+  sequence embeddings of the genes in that field, so a query for a few genes encodes a few
+  hundred promoters instead of every one (:func:`restrict_sequences`); the result equals a
+  full-graph pass (the graph encoder restricts its edges the same way,
+  :func:`~genesplice.models.graph_encoder.restrict_to_targets`).
+* :func:`append_genes` — new gene nodes with given incoming / outgoing edges, membership
+  features and (optional) sequence: inductive prediction for a gene the graph does not hold.
+  :func:`copy_genes` appends copies of existing genes (their incoming edges and membership)
+  with other sequences: in-silico mutagenesis and variant effects, many at once.
+  :func:`drop_genes` removes gene nodes (and every edge touching them).
+* :class:`TwoStateModel` — the level from the level-best weights plus the profile from the
+  profile-best weights, as :func:`genesplice.training.loop.predict_rows` computes them.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from genesplice.models.model import GeneSpliceModel, GraphInputs, ModelOutput, SequenceInputs
+from genesplice.sequence.encode import PAD_INDEX
+
+EdgeType = tuple[str, str, str]
+
+
+# ----------------------------------------------------------------------------- receptive field
+
+def receptive_field(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> dict[str, Tensor]:
+    """Boolean masks per node type of the nodes whose input features reach ``gene_rows``
+    after ``n_layers`` layers of message passing along ``graph``'s edges."""
+    needed = {nt: torch.zeros(n, dtype=torch.bool) for nt, n in graph.num_nodes.items()}
+    needed["gene"][gene_rows] = True
+    for _ in range(n_layers):
+        before = {nt: m.clone() for nt, m in needed.items()}
+        for (src, _, dst), ei in graph.edge_index_dict.items():
+            before[src][ei[0, needed[dst][ei[1]]]] = True
+        needed = before
+    return needed
+
+
+def restrict_sequences(seq: SequenceInputs | None, gene_mask: Tensor) -> SequenceInputs | None:
+    """The sequences of the genes where ``gene_mask [n_genes]`` is True (others are left out;
+    a gene outside a target's receptive field does not change the target's prediction)."""
+    if seq is None:
+        return None
+    keep = gene_mask[seq.gene_rows]
+    if bool(keep.all()):
+        return seq
+    if seq.embeddings is not None:
+        return SequenceInputs(gene_rows=seq.gene_rows[keep], embeddings=seq.embeddings[keep])
+    return SequenceInputs(gene_rows=seq.gene_rows[keep], tokens=seq.tokens[keep],
+                          mask=seq.mask[keep])
+
+
+# ----------------------------------------------------------------------------- graph surgery
+
+def _csr_rows(m: Tensor) -> list[Tensor]:
+    crow, col = m.crow_indices(), m.col_indices()
+    return [col[crow[i]:crow[i + 1]] for i in range(m.shape[0])]
+
+
+def _csr_from_parts(crow: Tensor, col: Tensor, n_cols: int) -> Tensor:
+    values = torch.ones(len(col), dtype=torch.float32)
+    return torch.sparse_csr_tensor(crow, col, values, size=(len(crow) - 1, n_cols),
+                                   check_invariants=False)
+
+
+def _append_csr_rows(m: Tensor, new_rows: Sequence[Tensor]) -> Tensor:
+    """``m`` (0/1 sparse CSR ``[g, f]``) with ``len(new_rows)`` rows appended (column lists)."""
+    crow, col = m.crow_indices(), m.col_indices()
+    counts = torch.tensor([len(r) for r in new_rows], dtype=crow.dtype)
+    crow_new = torch.cat([crow, crow[-1] + torch.cumsum(counts, 0)])
+    col_new = torch.cat([col, *[r.to(col.dtype) for r in new_rows]]) if new_rows else col
+    return _csr_from_parts(crow_new, col_new, m.shape[1])
+
+
+def _pad_cat(a: Tensor, b: Tensor, value) -> Tensor:
+    """Concatenate ``[s, l1]`` and ``[k, l2]`` along rows, right-padding to the longer length."""
+    length = max(a.shape[1], b.shape[1])
+    pad = lambda x: torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)  # noqa: E731
+    return torch.cat([pad(a), pad(b)])
+
+
+@dataclass(frozen=True)
+class NewGeneEdges:
+    """Edges touching new gene nodes, in the numbering of the *extended* graph (new gene ``i``
+    is row ``n_genes + i``): ``edge_index[et] [2, e]`` and ``edge_attr[et] [e, edge_dim]``."""
+
+    edge_index: dict[EdgeType, Tensor]
+    edge_attr: dict[EdgeType, Tensor]
+
+
+def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
+                 edges: NewGeneEdges, membership_rows: Sequence[Tensor] | None = None,
+                 tokens: Tensor | None = None, mask: Tensor | None = None,
+                 has_sequence: Tensor | None = None
+                 ) -> tuple[GraphInputs, SequenceInputs | None, Tensor]:
+    """Append ``n_new`` gene nodes; returns ``(graph, sequences, new_rows [k])`` (copies; the
+    inputs are not changed).
+
+    ``edges``: every new edge (types must exist in ``graph``; types that carry attributes need
+    them). ``membership_rows``: one LongTensor of feature columns per new gene.
+    ``tokens``/``mask`` ``[k', l]``: sequences of the new genes where ``has_sequence [k]`` is
+    True (``k' = has_sequence.sum()``; all new genes when ``has_sequence`` is None).
+    """
+    n_old = graph.num_nodes["gene"]
+    num_nodes = {**graph.num_nodes, "gene": n_old + n_new}
+    ei_dict, ea_dict = dict(graph.edge_index_dict), dict(graph.edge_attr_dict)
+    for et, ei in edges.edge_index.items():
+        if et not in ei_dict:
+            raise ValueError(f"edge type {et} is not in the graph ({list(ei_dict)})")
+        ei_dict[et] = torch.cat([ei_dict[et], ei.to(ei_dict[et].dtype)], dim=1)
+        if et in ea_dict:
+            if et not in edges.edge_attr:
+                raise ValueError(f"edge type {et} carries attributes; give them for new edges")
+            ea_dict[et] = torch.cat([ea_dict[et], edges.edge_attr[et].to(ea_dict[et].dtype)])
+    membership = graph.membership
+    if membership is not None:
+        rows = list(membership_rows) if membership_rows is not None else []
+        rows += [torch.zeros(0, dtype=torch.long)] * (n_new - len(rows))
+        membership = _append_csr_rows(membership, rows)
+    new_rows = torch.arange(n_old, n_old + n_new)
+    out_seq = seq
+    if tokens is not None:
+        with_seq = new_rows if has_sequence is None else new_rows[has_sequence]
+        if len(with_seq) != len(tokens):
+            raise ValueError(f"{len(tokens)} sequences for {len(with_seq)} new genes with one")
+        if seq is None:
+            out_seq = SequenceInputs(gene_rows=with_seq, tokens=tokens, mask=mask)
+        elif seq.tokens is None:
+            raise ValueError("these sequence inputs are precomputed embeddings; new genes need "
+                             "embeddings too")
+        else:
+            out_seq = SequenceInputs(gene_rows=torch.cat([seq.gene_rows, with_seq]),
+                                     tokens=_pad_cat(seq.tokens, tokens, PAD_INDEX),
+                                     mask=_pad_cat(seq.mask, mask, False))
+    return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_rows
+
+
+def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
+               tokens: Tensor, mask: Tensor) -> tuple[GraphInputs, SequenceInputs, Tensor]:
+    """Append one copy of gene ``rows[i]`` per row, with sequence ``tokens[i]``; returns
+    ``(graph, sequences, copy_rows)``.
+
+    A copy receives the same incoming messages as its original (every edge type into genes,
+    with the same attributes) and has the same membership row, but sends none: the rest of the
+    graph is unchanged, so a copy with the original's sequence predicts what the original
+    does, and a copy with another sequence shows the effect of that sequence on the gene itself.
+    """
+    n_old = graph.num_nodes["gene"]
+    k = len(rows)
+    edge_index, edge_attr = {}, {}
+    for et, ei in graph.edge_index_dict.items():
+        if et[2] != "gene":
+            continue
+        order = torch.argsort(ei[1], stable=True)
+        dst_sorted = ei[1, order]
+        lo = torch.searchsorted(dst_sorted, rows)
+        hi = torch.searchsorted(dst_sorted, rows, right=True)
+        counts = hi - lo
+        if int(counts.sum()) == 0:
+            continue
+        offsets = torch.cumsum(counts, 0) - counts
+        within = torch.arange(int(counts.sum())) - torch.repeat_interleave(offsets, counts)
+        pick = order[torch.repeat_interleave(lo, counts) + within]
+        copy_of = torch.repeat_interleave(torch.arange(k), counts)
+        edge_index[et] = torch.stack([ei[0, pick], n_old + copy_of])
+        if et in graph.edge_attr_dict:
+            edge_attr[et] = graph.edge_attr_dict[et][pick]
+    membership_rows = None
+    if graph.membership is not None:
+        crow, col = graph.membership.crow_indices(), graph.membership.col_indices()
+        membership_rows = [col[crow[r]:crow[r + 1]] for r in rows.tolist()]
+    return append_genes(graph, seq, n_new=k, edges=NewGeneEdges(edge_index, edge_attr),
+                        membership_rows=membership_rows, tokens=tokens, mask=mask)
+
+
+def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
+               ) -> tuple[GraphInputs, SequenceInputs | None, Tensor]:
+    """Remove gene nodes ``rows`` and every edge touching them; returns ``(graph, sequences,
+    new_index)`` where ``new_index [n_genes]`` maps each old row to its new row (-1: dropped)."""
+    n = graph.num_nodes["gene"]
+    drop = torch.zeros(n, dtype=torch.bool)
+    drop[rows] = True
+    new_index = torch.full((n,), -1, dtype=torch.long)
+    new_index[~drop] = torch.arange(int((~drop).sum()))
+    ei_dict, ea_dict = {}, {}
+    for et, ei in graph.edge_index_dict.items():
+        keep = torch.ones(ei.shape[1], dtype=torch.bool)
+        if et[0] == "gene":
+            keep &= ~drop[ei[0]]
+        if et[2] == "gene":
+            keep &= ~drop[ei[1]]
+        ei = ei[:, keep]
+        if et[0] == "gene":
+            ei = torch.stack([new_index[ei[0]], ei[1]])
+        if et[2] == "gene":
+            ei = torch.stack([ei[0], new_index[ei[1]]])
+        ei_dict[et] = ei
+        if et in graph.edge_attr_dict:
+            ea_dict[et] = graph.edge_attr_dict[et][keep]
+    membership = graph.membership
+    if membership is not None:
+        crow, col = membership.crow_indices(), membership.col_indices()
+        counts = (crow[1:] - crow[:-1])[~drop]
+        kept_rows = torch.nonzero(~drop).squeeze(1)
+        starts = crow[kept_rows]
+        offsets = torch.cumsum(counts, 0) - counts
+        within = torch.arange(int(counts.sum())) - torch.repeat_interleave(offsets, counts)
+        cols = col[torch.repeat_interleave(starts, counts) + within]
+        membership = _csr_from_parts(torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)]),
+                                     cols, membership.shape[1])
+    out_seq = seq
+    if seq is not None:
+        keep = ~drop[seq.gene_rows]
+        if seq.embeddings is not None:
+            out_seq = SequenceInputs(gene_rows=new_index[seq.gene_rows[keep]],
+                                     embeddings=seq.embeddings[keep])
+        else:
+            out_seq = SequenceInputs(gene_rows=new_index[seq.gene_rows[keep]],
+                                     tokens=seq.tokens[keep], mask=seq.mask[keep])
+    num_nodes = {**graph.num_nodes, "gene": n - int(drop.sum())}
+    return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_index
+
+
+def restrict_graph(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> GraphInputs:
+    """The edges that carry messages towards ``gene_rows`` (the first layer's edge set of
+    :func:`~genesplice.models.graph_encoder.restrict_to_targets`, a superset of every later
+    layer's): a full pass over them gives the targets exactly their full-graph embeddings
+    and attention coefficients."""
+    from genesplice.models.graph_encoder import restrict_to_targets
+
+    layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
+                                 {"gene": gene_rows}, graph.num_nodes, n_layers)
+    ei, ea = layers[0]
+    return GraphInputs(graph.num_nodes, ei, ea, graph.membership)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Gene embeddings ``[g, d]`` of each view (``None`` where the model has no such view)."""
+
+    sequence: Tensor | None
+    graph: Tensor | None
+    fused: Tensor
+    has_sequence: Tensor          # [g] bool
+
+
+class TwoStateModel:
+    """Predictions as training reports them: ``level`` from the level-best weights plus the
+    centred ``profile`` from the profile-best weights (two copies of one architecture).
+
+    ``base``: the sequence inputs of the graph's genes. Their encoder embeddings are computed
+    lazily, once per model, and reused; every call passes the model only the embeddings of
+    the genes in the requested genes' receptive field (exact: see the module docstring), so
+    a query for a few genes costs a few hundred encoder calls at most, once. Sequence inputs
+    that extend ``base`` (:func:`append_genes`, :func:`copy_genes`) reuse its embeddings for
+    their leading rows and encode only the new ones.
+    """
+
+    def __init__(self, level_model: GeneSpliceModel, profile_model: GeneSpliceModel,
+                 base: SequenceInputs | None = None, batch_size: int = 4096) -> None:
+        self.level_model = level_model.eval()
+        self.profile_model = profile_model.eval()
+        self.base = base
+        self.batch_size = batch_size
+        self._emb: dict[int, tuple[Tensor, Tensor]] = {}   # model id -> (embeddings, done)
+
+    def with_base(self, base: SequenceInputs | None) -> "TwoStateModel":
+        """The same two models over other base sequences (fresh embedding cache)."""
+        return TwoStateModel(self.level_model, self.profile_model, base, self.batch_size)
+
+    @property
+    def config(self):
+        return self.profile_model.config
+
+    @property
+    def n_layers(self) -> int:
+        return self.config.graph.n_layers if self.config.uses_graph else 0
+
+    def models(self) -> list[tuple[str, GeneSpliceModel]]:
+        """``[("level", m), ("profile", m)]``, or ``[("both", m)]`` when one model does both."""
+        if self.level_model is self.profile_model:
+            return [("both", self.profile_model)]
+        return [("level", self.level_model), ("profile", self.profile_model)]
+
+    # -- sequence embeddings ---------------------------------------------------------------
+    def _encode(self, model: GeneSpliceModel, tokens: Tensor, mask: Tensor) -> Tensor:
+        """Encoder embeddings ``[s, d_seq]`` (eval mode, batched; padding columns trimmed)."""
+        parts = []
+        for i in range(0, len(tokens), self.batch_size):
+            t, m = tokens[i:i + self.batch_size], mask[i:i + self.batch_size]
+            keep = m.any(0)
+            parts.append(model.sequence_encoder(t[:, keep], m[:, keep]))
+        return torch.cat(parts)
+
+    def _shared_prefix(self, seq: SequenceInputs) -> int:
+        """How many leading rows of ``seq`` are ``base``'s rows, unchanged."""
+        base = self.base
+        if base is None or base.tokens is None or seq.tokens is None:
+            return 0
+        if seq is base:
+            return len(base)
+        n, length = len(base), base.tokens.shape[1]
+        if (len(seq) < n or seq.tokens.shape[1] < length
+                or not torch.equal(seq.gene_rows[:n], base.gene_rows)
+                or not torch.equal(seq.tokens[:n, :length], base.tokens)
+                or not torch.equal(seq.mask[:n, :length], base.mask)
+                or bool(seq.mask[:n, length:].any())):
+            return 0
+        return n
+
+    @torch.no_grad()
+    def sequence_inputs(self, model: GeneSpliceModel, graph: GraphInputs,
+                        seq: SequenceInputs | None, rows: Tensor) -> SequenceInputs | None:
+        """Embeddings-mode sequence inputs for ``rows``: the genes of their receptive field."""
+        if seq is None or not model.config.uses_sequence:
+            return None
+        field = receptive_field(graph, rows, self.n_layers)["gene"]
+        idx = torch.nonzero(field[seq.gene_rows]).squeeze(1)
+        if seq.embeddings is not None:
+            return SequenceInputs(gene_rows=seq.gene_rows[idx], embeddings=seq.embeddings[idx])
+        n_base = self._shared_prefix(seq)
+        parts = []
+        if n_base:
+            emb, done = self._emb.get(id(model), (None, None))
+            if emb is None:
+                emb = torch.zeros(n_base, model.sequence_encoder.config.out_dim)
+                done = torch.zeros(n_base, dtype=torch.bool)
+                self._emb[id(model)] = (emb, done)
+            base_idx = idx[idx < n_base]
+            todo = base_idx[~done[base_idx]]
+            if len(todo):
+                emb[todo] = self._encode(model, seq.tokens[todo], seq.mask[todo])
+                done[todo] = True
+            parts.append(emb[base_idx])
+        other = idx[idx >= n_base]
+        if len(other):
+            parts.append(self._encode(model, seq.tokens[other], seq.mask[other]))
+        if not parts:
+            return None
+        return SequenceInputs(gene_rows=seq.gene_rows[idx], embeddings=torch.cat(parts))
+
+    # -- queries ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
+                batch_size: int = 2048, progress: bool = False, desc: str = "predict"
+                ) -> tuple[Tensor, Tensor]:
+        """``(prediction [g, t], has_sequence [g])`` for gene ``rows``."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        level = profile = has = None
+        bar = tqdm(total=len(batches) * len(self.models()), desc=desc, disable=not progress,
+                   leave=False)
+        for name, model in self.models():
+            s = self.sequence_inputs(model, graph, seq, rows)
+            outs = []
+            for b in batches:
+                outs.append(model(graph, s, b))
+                bar.update()
+            has = torch.cat([o.has_sequence for o in outs])
+            if name in ("level", "both"):
+                level = torch.cat([o.level for o in outs])
+            if name in ("profile", "both"):
+                profile = torch.cat([o.profile for o in outs])
+        bar.close()
+        return level[:, None] + profile, has
+
+    @torch.no_grad()
+    def embeddings(self, graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
+                   ) -> Embeddings:
+        """Sequence, graph and fused views of ``rows`` from the profile-best weights (the
+        weights behind the tissue profile)."""
+        model = self.profile_model
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        s = self.sequence_inputs(model, graph, seq, rows)
+        h_all, has = model.sequence_view(graph.num_nodes["gene"], s, rows)
+        h_seq = h_all[rows]
+        cfg = model.config
+        if cfg.variant == "sequence_only":
+            return Embeddings(h_seq, None, h_seq, has[rows])
+        h_graph = model.graph_view(graph, h_all, rows)
+        if cfg.variant == "graph_only":
+            return Embeddings(None, h_graph, h_graph, has[rows])
+        return Embeddings(h_seq, h_graph, model.fusion(h_seq, h_graph), has[rows])
+
+    def attention(self, graph: GraphInputs, seq: SequenceInputs | None, row: int,
+                  weights: str = "profile") -> list[dict[EdgeType, tuple[Tensor, Tensor]]]:
+        """GATv2 coefficients of every layer on the edges that reach gene ``row`` (see
+        :meth:`GeneSpliceModel.attention`), from the ``weights`` (``level`` / ``profile``)
+        model."""
+        model = self.level_model if weights == "level" else self.profile_model
+        rows = torch.tensor([row])
+        s = self.sequence_inputs(model, graph, seq, rows)
+        return model.attention(restrict_graph(graph, rows, self.n_layers), s)
+
+    def input_gradient(self, graph: GraphInputs, seq: SequenceInputs, row: int,
+                       tokens: Tensor, tissue: int) -> Tensor:
+        """Gradient of the prediction for gene ``row`` (whose sequence is ``tokens [l]``) in
+        tissue column ``tissue`` with respect to its one-hot bases, ``[4, l]``: the level
+        model's gradient of the level plus the profile model's gradient of the profile."""
+        from genesplice.models.attribution import onehot_gradient
+
+        rows = torch.tensor([row])
+        targets = {"level": lambda out: out.level[0],
+                   "profile": lambda out: out.profile[0, tissue],
+                   "both": lambda out: out.level[0] + out.profile[0, tissue]}
+        total = None
+        for name, model in self.models():
+            s = self.sequence_inputs(model, graph, seq, rows)
+            grad = onehot_gradient(model, graph, s, row, tokens, targets[name])
+            total = grad if total is None else total + grad
+        return total
+
+    @torch.no_grad()
+    def mutagenesis(self, graph: GraphInputs, seq: SequenceInputs, row: int, tokens: Tensor,
+                    mutants: Tensor) -> Tensor:
+        """``Δ [m, t]``: prediction of gene ``row`` with each of ``mutants [m, l]`` as its
+        sequence minus the prediction with ``tokens [l]`` (every variant is a copy of the gene,
+        :func:`copy_genes`, evaluated in one pass)."""
+        all_tokens = torch.cat([tokens[None], mutants])
+        g2, s2, copies = copy_genes(graph, seq, torch.full((len(all_tokens),), row),
+                                    tokens=all_tokens,
+                                    mask=torch.ones_like(all_tokens, dtype=torch.bool))
+        pred, _ = self.predict(g2, s2, copies)
+        return pred[1:] - pred[:1]
