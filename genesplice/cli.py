@@ -114,11 +114,114 @@ def run_demo(out: str = "runs/demo", *, recipe: str | None = None, progress: boo
     return {"graph": graph_dir, "report": report, "knowledge_graph": kg}
 
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="masked-nucleotide pretraining of the sequence encoder "
+                                        "(checkpoint that train can start from)")
+    p.add_argument("--out", default="runs/pretrain/encoder.pt", help="checkpoint to write")
+    p.add_argument("--source", choices=("promoters", "windows"), default="promoters",
+                   help="promoters: EPDnew 60 bp core promoters of training-chromosome genes, "
+                        "with the fused model's promoter encoder (default); windows: TSS "
+                        "windows of the GRCh37 chr20/chrX cohort, with the long-sequence "
+                        "study's encoder")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default 64 (promoters) / 16 (windows)")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--warmup", type=int, default=None, help="default steps // 10")
+    p.add_argument("--mask-prob", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-chroms", default="chr8", help="never trained on (comma list)")
+    p.add_argument("--val-chroms", default="chr9",
+                   help="held out: the masked loss is reported on them (promoters)")
+    p.add_argument("--promoters", default=None, help="promoter FASTA (default: bundled EPDnew)")
+    p.add_argument("--tss", default=None, help="gene symbol -> chromosome table (promoters) or "
+                                               "TSS BED (windows); default bundled")
+    p.add_argument("--train-chroms", default="chrX", help="windows: training chromosomes")
+    p.add_argument("--held-out-chroms", default="chr20", help="windows: scored only")
+    p.add_argument("--flank-bp", type=int, default=10_000, help="windows: ± bases around TSS")
+    p.add_argument("--crop-bp", type=int, default=4_096, help="windows: random crop per step")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _chroms(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from genesplice.training import pretrain as pt
+
+    if args.source == "promoters":
+        from genesplice.training.run import promoter_encoder_config
+        data = pt.promoter_pretraining_sequences(
+            args.promoters, args.tss,
+            exclude_chromosomes=_chroms(args.test_chroms) + _chroms(args.val_chroms),
+            held_out_chromosomes=_chroms(args.val_chroms))
+        config, crop, batch = promoter_encoder_config(), None, args.batch_size or 64
+    else:
+        from genesplice.training.long_sequence import long_study_encoder_config
+        data = pt.window_pretraining_sequences(
+            flank_bp=args.flank_bp, train_chromosomes=_chroms(args.train_chroms),
+            held_out_chromosomes=_chroms(args.held_out_chroms), tss_path=args.tss)
+        config, crop, batch = long_study_encoder_config(), args.crop_bp, args.batch_size or 16
+    print(data.summary())
+    result = pt.pretrain_encoder(
+        config, data.train, steps=args.steps, lr=args.lr,
+        warmup=args.warmup if args.warmup is not None else max(1, args.steps // 10),
+        batch_size=batch, mask_prob=args.mask_prob, seed=args.seed, crop_bp=crop,
+        held_out=data.held_out if data.held_out[0].shape[0] else None,
+        checkpoint_path=args.out, progress=not args.quiet, num_threads=args.threads,
+        extra={"source": args.source, "data": data.summary()})
+    print(result.summary())
+    return 0
+
+
+def _add_long_sequence_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("long-sequence-study",
+                       help="does long sequence help? 60 bp vs ±10 kb vs ±50 kb embeddings, "
+                            "ridge, train chrX / test chr20")
+    p.add_argument("--out", default="runs/long_sequence",
+                   help="writes long_sequence.md and long_sequence.csv here")
+    p.add_argument("--flanks-kb", default="10,50", help="genome windows ±kb (comma list)")
+    p.add_argument("--train-chroms", default="chrX")
+    p.add_argument("--test-chroms", default="chr20")
+    p.add_argument("--encoders", default="random,pretrained",
+                   help="any of random,pretrained ('' for k-mer features only)")
+    p.add_argument("--pretrain-steps", type=int, default=300)
+    p.add_argument("--no-main-promoters", action="store_true",
+                   help="skip the 60 bp rows trained with the main set's promoters added")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_long_sequence_study)
+
+
+def _run_long_sequence_study(args: argparse.Namespace) -> int:
+    from genesplice.training.long_sequence import run_long_sequence_study
+
+    try:
+        flanks = [int(round(float(x) * 1000)) for x in _chroms(args.flanks_kb)]
+    except ValueError as err:
+        raise GeneSpliceInputError(f"--flanks-kb must be numbers, e.g. 10,50 (got "
+                                   f"{args.flanks_kb!r})") from err
+    result = run_long_sequence_study(
+        args.out, flanks_bp=flanks, train_chromosomes=_chroms(args.train_chroms),
+        test_chromosomes=_chroms(args.test_chroms), encoders=_chroms(args.encoders),
+        pretrain_steps=args.pretrain_steps, main_training_promoters=not args.no_main_promoters,
+        seed=args.seed, num_threads=args.threads, progress=not args.quiet)
+    print(result.markdown())
+    print(f"wrote {result.markdown_path} and {result.csv_path}")
+    return 0
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_manifest,
     _add_build_graph,
     _add_validate,
     _add_demo,
+    _add_pretrain,
+    _add_long_sequence_study,
 ]
 
 
