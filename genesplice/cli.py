@@ -81,37 +81,223 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on the bundled data (for now: build the "
-                                    "default graph and report it)")
+    p = sub.add_parser("demo", help="the main job on the bundled real data: build graph → "
+                                    "pretrain → train fused model + ablations → evaluate on "
+                                    "held-out chromosomes → predict")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--recipe", default=None, help="graph recipe (default: human_default)")
-    p.set_defaults(func=lambda a: run_demo(a.out, recipe=a.recipe))
+    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs per model")
+    p.add_argument("--pretrain-steps", type=int, default=DEMO_PRETRAIN_STEPS,
+                   help="masked-nucleotide pretraining steps (0: none)")
+    p.add_argument("--max-genes", type=int, default=0,
+                   help="label only this many genes (0: all; for a quick look)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=lambda a: _summary_exit(run_demo(
+        a.out, recipe=a.recipe, epochs=a.epochs, pretrain_steps=a.pretrain_steps,
+        max_genes=a.max_genes, progress=not a.quiet)))
 
 
-def run_demo(out: str = "runs/demo", *, recipe: str | None = None, progress: bool = True) -> dict:
-    """Build the default graph into ``<out>/graph``, print its summary, write
-    ``<out>/report.md``. Returns a dict of what was produced (later issues add training,
-    evaluation and prediction steps here and extend the report)."""
+DEMO_EPOCHS = 8
+DEMO_PRETRAIN_STEPS = 300
+
+
+def _summary_exit(summary: dict) -> int:
+    return 0
+
+
+def run_demo(out: str = "runs/demo", *, recipe: str | None = None, epochs: int = DEMO_EPOCHS,
+             pretrain_steps: int = DEMO_PRETRAIN_STEPS, max_genes: int = 0,
+             progress: bool = True) -> dict:
+    """The main job on the bundled data, written under ``out``:
+
+    ``graph/`` (built knowledge graph, reused while its inputs are unchanged), ``config.toml``,
+    ``pretrained_encoder.pt``, one checkpoint per model, ``report.md`` (graph summary, metrics
+    of ridge / fused / ablations / pretraining on-off on the test chromosome, plots),
+    ``predictions.csv`` (fused model, every gene of the expression table) and ``summary.json``.
+    """
+    import time
+    from dataclasses import replace
     from pathlib import Path
 
-    from genesplice.graph.build import build_graph
-    from genesplice.graph.recipes import default_recipe_path
+    import torch
 
+    from genesplice.config import RunConfig
+    from genesplice.graph.recipes import default_recipe_path
+    from genesplice.training.run import load_graph, run_experiment
+
+    t0 = time.time()
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     out_dir = Path(out)
     recipe = recipe or str(default_recipe_path())
-    kg = build_graph(recipe, progress=progress)
-    graph_dir = kg.save(out_dir / "graph")
+    print(f"[1/4] knowledge graph ({recipe})")
+    kg = load_graph(out_dir / "graph", recipe=recipe, progress=progress)
     print_graph_summary(kg)
+    base = RunConfig(name="demo", out_dir=str(out_dir))
+    cfg = replace(base, data=replace(base.data, graph_path=str(out_dir / "graph")),
+                  train=replace(base.train, epochs=epochs, batch_size=1024, warmup_steps=50,
+                                lr=1e-3, patience=4, aux_weight=0.1, contrastive_weight=0.05,
+                                profile_weight=3.0, linear_lr_scale=0.1))
+    genes = None
+    if max_genes:
+        genes = kg.node_ids["gene"][::max(1, len(kg.node_ids["gene"]) // max_genes)][:max_genes]
+    print("[2/4] data, ridge baseline, pretraining; [3/4] training; [4/4] evaluation")
+    summary = run_experiment(cfg, out_dir, pretrain_steps=pretrain_steps, graph=kg,
+                             genes=genes, progress=progress,
+                             command=f"genesplice demo --out {out}")
+    report = Path(summary["report"])
     table = kg.summary()
-    lines = [f"# GeneSplice demo", "", f"Recipe: `{recipe}`  ", f"Graph: `{graph_dir}` "
-             f"(built in {kg.stats['seconds']['total']:.1f} s)", "", "## Knowledge graph", "",
-             "| kind | type | count |", "|---|---|---:|"]
-    lines += [f"| {r.kind} | {r.type} | {r.count:,} |" for r in table.itertuples()]
-    lines += ["", *[f"- {x}" for x in kg.report_lines()], ""]
-    report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
-    print(f"wrote {report}")
-    return {"graph": graph_dir, "report": report, "knowledge_graph": kg}
+    graph_md = ["## Knowledge graph", "", f"Recipe: `{recipe}`; built graph: "
+                f"`{out_dir / 'graph'}`", "", "| kind | type | count |", "|---|---|---:|"]
+    graph_md += [f"| {r.kind} | {r.type} | {r.count:,} |" for r in table.itertuples()]
+    graph_md += ["", *[f"- {x}" for x in kg.report_lines()], ""]
+    text = report.read_text().split("\n")
+    report.write_text("\n".join(text[:2] + graph_md + text[2:]))
+    print("\nheld-out test metrics (per-tissue Pearson / per-gene centred Pearson / r²):")
+    for name, m in summary["metrics"].items():
+        print(f"  {name:38s} {m['pearson_tissue']:.3f} / {m['pearson_gene']:.3f} / "
+              f"{m['r2_tissue']:.3f}")
+    print(f"\nreport:      {report}\nplots:       {', '.join(summary['plots'][:3])} …"
+          f"\ncheckpoint:  {out_dir / 'fused.pt'}\npredictions: {out_dir / 'predictions.csv'}"
+          f" ({summary['unit']})\ntotal time:  {time.time() - t0:.0f} s")
+    summary["knowledge_graph"] = kg
+    return summary
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the fused model (and optional ablations), "
+                                     "evaluate on the held-out chromosomes, write a report")
+    p.add_argument("--config", default=None, help="run config TOML (default: built-in)")
+    p.add_argument("--out", required=True, help="output directory for checkpoints and report")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config fields, e.g. train.epochs=20 train.lr=3e-4")
+    p.add_argument("--variants", nargs="+", default=["fused"],
+                   choices=["fused", "graph_only", "sequence_only"])
+    p.add_argument("--pretrained-encoder", default=None,
+                   help="encoder checkpoint from `genesplice pretrain` to start from")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from genesplice.config import RunConfig, load_config, with_overrides
+    from genesplice.training.run import run_experiment
+
+    cfg = load_config(args.config) if args.config else RunConfig(out_dir=args.out)
+    cfg = with_overrides(cfg, args.overrides)
+    summary = run_experiment(cfg, args.out, variants=tuple(args.variants),
+                             pretrained_encoder=args.pretrained_encoder,
+                             progress=not args.quiet, resume=args.resume,
+                             command="genesplice " + " ".join(sys.argv[1:]))
+    for name, m in summary["metrics"].items():
+        print(f"{name}: per-tissue r {m['pearson_tissue']:.3f}, per-gene r "
+              f"{m['pearson_gene']:.3f}, r2 {m['r2_tissue']:.3f}")
+    print(f"report: {summary['report']}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="re-evaluate the checkpoints of a training run on its "
+                                        "held-out chromosomes and rewrite its report")
+    p.add_argument("--run", required=True, help="a folder written by `train` or `demo`")
+    p.add_argument("--split", default="test", choices=["test", "val"])
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from genesplice.training.run import evaluate_run
+
+    summary = evaluate_run(args.run, split=args.split)
+    for name, m in summary["metrics"].items():
+        print(f"{name}: per-tissue r {m['pearson_tissue']:.3f}, per-gene r "
+              f"{m['pearson_gene']:.3f}, r2 {m['r2_tissue']:.3f}")
+    print(f"report: {summary['report']}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="per-tissue predictions of a trained checkpoint → CSV")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by training (.pt)")
+    p.add_argument("--out", required=True, help="output CSV (first column gene_symbol, then "
+                                                "one column per tissue)")
+    p.add_argument("--genes", nargs="+", default=None, metavar="GENE",
+                   help="symbols / Ensembl ids (default: every gene of the expression table, "
+                        "the same table as the training run's predictions.csv)")
+    _add_input_overrides(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _add_input_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--graph", default=None,
+                   help="built graph folder (default: the one in the checkpoint's config)")
+    p.add_argument("--expression", default=None,
+                   help="expression table (default: the one in the checkpoint's config)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from genesplice.api import GeneSplice
+
+    gs = GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
+                         progress=not args.quiet)
+    path = gs.write_predictions(args.out, genes=args.genes, progress=not args.quiet)
+    with open(path) as fh:
+        n = sum(1 for _ in fh) - 1
+    print(f"wrote {path}: {n:,} genes x {len(gs.tissues)} tissues, unit {gs.unit}")
+    return 0
+
+
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="why a gene is predicted as it is in a tissue: GAT "
+                                       "attention over its neighbours, per-base attributions")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by training (.pt)")
+    p.add_argument("--gene", required=True, help="symbol or Ensembl id")
+    p.add_argument("--tissue", required=True, help="tissue column of the expression table")
+    p.add_argument("--out-dir", default=".", help="where the CSVs and the PNG go (default .)")
+    p.add_argument("--top", type=int, default=10, help="neighbours kept per relation")
+    p.add_argument("--ism-window", nargs=2, type=int, default=None, metavar=("START", "END"),
+                   help="in-silico mutagenesis over these offsets to the TSS (end exclusive; "
+                        "default the whole window)")
+    _add_input_overrides(p)
+    p.set_defaults(func=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from genesplice.api import GeneSplice
+
+    gs = GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
+                         progress=not args.quiet)
+    ex = gs.explain(args.gene, args.tissue, top=args.top,
+                    ism_window=tuple(args.ism_window) if args.ism_window else None)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{ex.gene}_{ex.tissue}")
+    written = []
+    frames = [("neighbours", ex.neighbours), ("attributions", ex.attributions)]
+    for name, df in frames:
+        if df is not None:
+            path = out / f"{stem}_{name}.csv"
+            tmp = path.with_name(f".{path.name}.tmp")
+            df.to_csv(tmp, index=False, float_format="%.6g")
+            os.replace(tmp, path)
+            written.append(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = ex.plot(top=min(args.top, 8))
+    png = out / f"{stem}.png"
+    fig.savefig(png, dpi=120)
+    written.append(png)
+    print(f"{ex.gene} in {ex.tissue}: predicted {ex.prediction:.3f} {ex.unit}")
+    if len(ex.neighbours):
+        top = ex.neighbours[ex.neighbours["rank"] <= 3]
+        print(top[["relation", "neighbour_id", "neighbour_name", "weight"]]
+              .to_string(index=False, float_format="{:.3f}".format))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
@@ -217,9 +403,13 @@ def _run_long_sequence_study(args: argparse.Namespace) -> int:
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_manifest,
+    _add_train,
+    _add_evaluate,
     _add_build_graph,
     _add_validate,
     _add_demo,
+    _add_predict,
+    _add_explain,
     _add_pretrain,
     _add_long_sequence_study,
 ]

@@ -81,6 +81,7 @@ class TrainConfig:
     aux_weight: float = 0.0           # auxiliary gene-function head
     label_smoothing: float = 0.1
     edge_dropout: float = 0.1         # second graph view for the contrastive loss
+    linear_lr_scale: float = 0.1      # lr multiplier of the ridge-initialised linear path
     eval_every: int = 1
     device: str = "cpu"
 
@@ -101,7 +102,7 @@ class TrainConfig:
         if self.epochs < 1 or self.eval_every < 1:
             problems.append("train.epochs and train.eval_every must be >= 1")
         for name in ("weight_decay", "clip_norm", "level_weight", "profile_weight",
-                     "contrastive_weight", "aux_weight"):
+                     "contrastive_weight", "aux_weight", "linear_lr_scale"):
             if getattr(self, name) < 0:
                 problems.append(f"train.{name} = {getattr(self, name)} (expected >= 0)")
         if not self.contrastive_temperature > 0:

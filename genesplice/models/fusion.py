@@ -42,6 +42,14 @@ class ExpressionHeads(nn.Module):
         self.profile = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
                                      nn.Linear(dim, n_tissues))
 
+    @torch.no_grad()
+    def zero_output_(self) -> None:
+        """Zero the last layers, so the heads start by adding nothing (e.g. on top of a
+        warm-started linear path); gradients still reach them."""
+        for head in (self.level, self.profile):
+            nn.init.zeros_(head[-1].weight)
+            nn.init.zeros_(head[-1].bias)
+
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         level = self.level(h).squeeze(-1)                           # [g]
         profile = self.profile(h)                                   # [g, t]
@@ -59,10 +67,30 @@ class MembershipLinear(nn.Module):
     def __init__(self, n_features: int, n_tissues: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_features, n_tissues + 1))  # [f, 1 + t]
+        self.bias = nn.Parameter(torch.zeros(n_tissues + 1))                # [1 + t]
 
-    def forward(self, membership: Tensor) -> tuple[Tensor, Tensor]:
-        out = torch.sparse.mm(membership, self.weight) if membership.is_sparse or \
-            membership.layout == torch.sparse_csr else membership @ self.weight   # [g, 1 + t]
+    @torch.no_grad()
+    def warm_start_(self, coef: Tensor, intercept: Tensor) -> None:
+        """Start from a fitted ridge solution (``coef [f, 1 + t]``, ``intercept [1 + t]``)."""
+        self.weight.copy_(coef)
+        self.bias.copy_(intercept)
+
+    def forward(self, membership: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``membership``: sparse CSR ``[n_genes, f]`` of 0/1; ``rows [g]``: genes to predict.
+
+        Computed as an ``embedding_bag`` sum over each gene's features (fast in both
+        directions, and only for the requested rows).
+        """
+        crow, col = membership.crow_indices(), membership.col_indices()
+        starts, ends = crow[rows], crow[rows + 1]
+        counts = ends - starts                                     # [g]
+        offsets = torch.cumsum(counts, 0) - counts                 # [g]
+        within = torch.arange(int(counts.sum()), device=col.device) - \
+            torch.repeat_interleave(offsets, counts)
+        flat = col[torch.repeat_interleave(starts, counts) + within]
+        out = nn.functional.embedding_bag(flat, self.weight, offsets, mode="sum",
+                                          include_last_offset=False)  # [g, 1 + t]
+        out = out + self.bias
         level, profile = out[:, 0], out[:, 1:]
         return level, profile - profile.mean(dim=-1, keepdim=True)
 

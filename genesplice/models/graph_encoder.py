@@ -10,7 +10,7 @@ Attention weights are returned by :meth:`HeteroGATEncoder.attention`, a separate
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +45,38 @@ class GraphEncoderConfig:
             raise ValueError(f"aggr must be 'sum' or 'mean', got {self.aggr!r}")
         if self.hidden % self.heads:
             raise ValueError(f"hidden={self.hidden} must be divisible by heads={self.heads}")
+
+
+def restrict_to_targets(edge_index_dict: Mapping[EdgeType, Tensor],
+                        edge_attr_dict: Mapping[EdgeType, Tensor] | None,
+                        targets: Mapping[str, Tensor], num_nodes: Mapping[str, int],
+                        n_layers: int) -> list[tuple[dict[EdgeType, Tensor], dict[EdgeType, Tensor]]]:
+    """Per-layer edge sets that compute the final embeddings of ``targets`` exactly.
+
+    Working back from the last layer, layer ``l`` keeps only the edges whose destination is
+    needed after it; their sources become needed before it. This is what a neighbour loader
+    does without sampling: the embeddings of the target rows equal a full-graph pass, at the
+    cost of their receptive field only. Returns ``n_layers`` pairs ``(edge_index_dict,
+    edge_attr_dict)`` in forward order.
+    """
+    edge_attr_dict = dict(edge_attr_dict or {})
+    needed = {nt: torch.zeros(n, dtype=torch.bool) for nt, n in num_nodes.items()}
+    for nt, rows in targets.items():
+        needed[nt][rows] = True
+    layers = []
+    for _ in range(n_layers):
+        ei_l, ea_l = {}, {}
+        before = {nt: m.clone() for nt, m in needed.items()}
+        for et, ei in edge_index_dict.items():
+            keep = needed[et[2]][ei[1]]
+            kept = ei[:, keep]
+            ei_l[et] = kept
+            if et in edge_attr_dict:
+                ea_l[et] = edge_attr_dict[et][keep]
+            before[et[0]][kept[0]] = True
+        layers.append((ei_l, ea_l))
+        needed = before
+    return layers[::-1]
 
 
 class HeteroGATEncoder(nn.Module):
@@ -97,12 +129,26 @@ class HeteroGATEncoder(nn.Module):
                 f"edge_types={len(self.edge_types)}, hidden={c.hidden}, heads={c.heads}, "
                 f"layers={c.n_layers})")
 
-    def forward(self, x_dict: Mapping[str, Tensor], edge_index_dict: Mapping[EdgeType, Tensor],
-                edge_attr_dict: Mapping[EdgeType, Tensor] | None = None) -> dict[str, Tensor]:
+    def forward(self, x_dict: Mapping[str, Tensor],
+                edge_index_dict: Mapping[EdgeType, Tensor] | Sequence[Mapping[EdgeType, Tensor]],
+                edge_attr_dict: Mapping[EdgeType, Tensor] | Sequence[Mapping[EdgeType, Tensor]]
+                | None = None) -> dict[str, Tensor]:
+        """Node embeddings after all layers.
+
+        ``edge_index_dict`` / ``edge_attr_dict`` are either one dict used by every layer or a
+        sequence with one dict per layer (see :func:`restrict_to_targets`).
+        """
+        n = self.config.n_layers
+        eis = list(edge_index_dict) if not isinstance(edge_index_dict, Mapping) else \
+            [edge_index_dict] * n
+        if edge_attr_dict is None or isinstance(edge_attr_dict, Mapping):
+            eas = [edge_attr_dict or {}] * n
+        else:
+            eas = list(edge_attr_dict)
         h = dict(x_dict)
-        kwargs = {"edge_attr_dict": dict(edge_attr_dict)} if edge_attr_dict else {}
-        for conv, norms in zip(self.convs, self.norms):
-            out = conv(h, dict(edge_index_dict), **kwargs)
+        for conv, norms, ei, ea in zip(self.convs, self.norms, eis, eas):
+            kwargs = {"edge_attr_dict": dict(ea)} if ea else {}
+            out = conv(h, dict(ei), **kwargs)
             h = {nt: self.dropout(norms[nt](h[nt] + torch.relu(out[nt]))) if nt in out else h[nt]
                  for nt in h}
         return h

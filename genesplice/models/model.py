@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from genesplice.models.fusion import ExpressionHeads, GatedFusion, MembershipLinear, ProjectionHead
-from genesplice.models.graph_encoder import EdgeType, GraphEncoderConfig, HeteroGATEncoder
+from genesplice.models.graph_encoder import (EdgeType, GraphEncoderConfig, HeteroGATEncoder,
+                                             restrict_to_targets)
 
 VARIANTS = ("fused", "sequence_only", "graph_only")
 
@@ -103,6 +104,21 @@ class SequenceInputs:
             raise ValueError("give exactly one of tokens (+mask) or embeddings")
         if self.tokens is not None and self.mask is None:
             raise ValueError("tokens need a mask")
+        self._row_of_gene: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.gene_rows)
+
+    def rows_of(self, gene_rows: Tensor, n_genes: int) -> tuple[Tensor, Tensor]:
+        """For the given gene rows: ``(positions in gene_rows that have a sequence, their
+        sequence rows)``."""
+        if self._row_of_gene is None or len(self._row_of_gene) != n_genes:
+            table = torch.full((n_genes,), -1, dtype=torch.long)
+            table[self.gene_rows] = torch.arange(len(self.gene_rows))
+            self._row_of_gene = table
+        srows = self._row_of_gene[gene_rows]
+        pos = torch.nonzero(srows >= 0).squeeze(1)
+        return pos, srows[pos]
 
 
 @dataclass
@@ -140,6 +156,7 @@ class GeneSpliceModel(nn.Module):
                 raise ValueError("sequence_dim is required for a model that uses sequence")
             self.seq_proj = nn.Sequential(nn.Linear(sequence_dim, d), nn.LayerNorm(d))
             self.no_sequence = nn.Parameter(torch.zeros(d))
+            self._seq_cache: Tensor | None = None
         else:
             self.seq_proj = None
             self.register_parameter("no_sequence", None)
@@ -174,43 +191,84 @@ class GeneSpliceModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # -- views ---------------------------------------------------------------------------
-    def sequence_view(self, n_genes: int, seq: SequenceInputs | None) -> tuple[Tensor, Tensor]:
-        """``h_seq [n_genes, d]`` and ``has_sequence [n_genes]``."""
+    def _encode(self, seq: SequenceInputs, srows: Tensor) -> Tensor:
+        """Sequence-encoder embeddings ``[len(srows), d_seq]`` of some sequence rows."""
+        if seq.embeddings is not None:
+            return seq.embeddings[srows]
+        if self.sequence_encoder is None:
+            raise ValueError("tokens given but the model has no sequence encoder")
+        tokens, mask = seq.tokens[srows], seq.mask[srows]
+        keep = mask.any(0)                      # trim columns that are padding in every row
+        return self.sequence_encoder(tokens[:, keep], mask[:, keep])
+
+    @torch.no_grad()
+    def refresh_sequence_cache(self, seq: SequenceInputs | None, batch_size: int = 4096) -> None:
+        """Embed every sequence with the current encoder (no gradient) into the cache that
+        feeds the GAT's gene nodes outside the current batch."""
+        if seq is None or not self.config.uses_sequence:
+            self._seq_cache = None
+            return
+        was = self.training
+        self.eval()
+        parts = [self._encode(seq, torch.arange(i, min(i + batch_size, len(seq))))
+                 for i in range(0, len(seq), batch_size)]
+        self.train(was)
+        self._seq_cache = torch.cat(parts)
+
+    def sequence_view(self, n_genes: int, seq: SequenceInputs | None,
+                      gene_rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``h_seq [n_genes, d]`` for every gene and ``has_sequence [n_genes]``.
+
+        The genes in ``gene_rows`` are encoded now (gradient flows into the sequence encoder);
+        the other genes take the cached embeddings (:meth:`refresh_sequence_cache`), which is
+        how long or many sequences stay affordable while the GAT sees every gene's features.
+        """
         d = self.config.hidden
         device = self.heads.level[0].weight.device
         has = torch.zeros(n_genes, dtype=torch.bool, device=device)
         if not self.config.uses_sequence:
             return self.gene_input.expand(n_genes, d), has
         h = self.no_sequence.expand(n_genes, d)
-        if seq is None or len(seq.gene_rows) == 0:
+        if seq is None or len(seq) == 0:
             return h, has
-        if seq.embeddings is not None:
-            e = seq.embeddings                                         # [s, d_seq]
-        else:
-            if self.sequence_encoder is None:
-                raise ValueError("tokens given but the model has no sequence encoder")
-            e = self.sequence_encoder(seq.tokens, seq.mask)            # [s, d_seq]
-        h = h.index_put((seq.gene_rows,), self.seq_proj(e))            # [n_genes, d]
         has = has.index_fill(0, seq.gene_rows, True)
+        if seq.embeddings is None and getattr(self, "_seq_cache", None) is None:
+            self.refresh_sequence_cache(seq)
+        cache = seq.embeddings if seq.embeddings is not None else self._seq_cache
+        if self.config.uses_graph:           # every gene's features feed the GAT
+            h = h.index_put((seq.gene_rows,), self.seq_proj(cache))
+        pos, srows = seq.rows_of(gene_rows, n_genes)
+        if len(pos):
+            fresh = self.seq_proj(self._encode(seq, srows))              # [p, d]
+            h = h.index_put((gene_rows[pos],), fresh)
         return h, has
 
-    def graph_view(self, graph: GraphInputs, gene_input: Tensor) -> Tensor:
-        """``h_graph [n_genes, d]`` from the GAT over the whole knowledge graph."""
+    def _node_inputs(self, gene_input: Tensor) -> dict[str, Tensor]:
         x = {"gene": gene_input}
         for nt, emb in self.node_embeddings.items():
             x[nt] = emb.weight
-        return self.graph_encoder(x, graph.edge_index_dict, graph.edge_attr_dict)["gene"]
+        return x
+
+    def graph_view(self, graph: GraphInputs, gene_input: Tensor, gene_rows: Tensor) -> Tensor:
+        """``h_graph [len(gene_rows), d]``: the GAT over the knowledge graph, computed on the
+        receptive field of ``gene_rows`` only (exactly equal to a full-graph pass)."""
+        layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
+                                     {"gene": gene_rows}, graph.num_nodes,
+                                     self.config.graph.n_layers)
+        out = self.graph_encoder(self._node_inputs(gene_input), [ei for ei, _ in layers],
+                                 [ea for _, ea in layers])
+        return out["gene"][gene_rows]
 
     def forward(self, graph: GraphInputs, seq: SequenceInputs | None,
                 gene_rows: Tensor) -> ModelOutput:
         n_genes = graph.num_nodes["gene"]
-        h_seq_all, has_all = self.sequence_view(n_genes, seq)
+        h_seq_all, has_all = self.sequence_view(n_genes, seq, gene_rows)
         h_seq = h_seq_all[gene_rows]
         z_seq = z_graph = gate = None
         if self.config.variant == "sequence_only":
             h = h_seq
         else:
-            h_graph = self.graph_view(graph, h_seq_all)[gene_rows]
+            h_graph = self.graph_view(graph, h_seq_all, gene_rows)
             if self.config.variant == "fused":
                 gate = self.fusion.gate(h_seq, h_graph)
                 h = gate * h_seq + (1 - gate) * h_graph
@@ -219,9 +277,9 @@ class GeneSpliceModel(nn.Module):
                 h = h_graph
         level, profile = self.heads(h)
         if self.membership_linear is not None and graph.membership is not None:
-            lin_level, lin_profile = self.membership_linear(graph.membership)
-            level = level + lin_level[gene_rows]
-            profile = profile + lin_profile[gene_rows]
+            lin_level, lin_profile = self.membership_linear(graph.membership, gene_rows)
+            level = level + lin_level
+            profile = profile + lin_profile
         logits = (self.function_head(h) if self.function_head is not None
                   else h.new_zeros(len(gene_rows), 0))
         return ModelOutput(level, profile, logits, has_all[gene_rows], z_seq, z_graph, gate)
@@ -231,8 +289,7 @@ class GeneSpliceModel(nn.Module):
         """GATv2 attention per layer and edge type (see :meth:`HeteroGATEncoder.attention`)."""
         if self.graph_encoder is None:
             raise ValueError(f"a {self.config.variant!r} model has no graph attention")
-        h_seq_all, _ = self.sequence_view(graph.num_nodes["gene"], seq)
-        x = {"gene": h_seq_all}
-        for nt, emb in self.node_embeddings.items():
-            x[nt] = emb.weight
-        return self.graph_encoder.attention(x, graph.edge_index_dict, graph.edge_attr_dict)
+        n_genes = graph.num_nodes["gene"]
+        h_seq_all, _ = self.sequence_view(n_genes, seq, torch.arange(n_genes))
+        return self.graph_encoder.attention(self._node_inputs(h_seq_all), graph.edge_index_dict,
+                                            graph.edge_attr_dict)

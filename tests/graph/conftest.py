@@ -1,17 +1,1 @@
-"""The default human graph, built once per test session from the real bundled files."""
-import pytest
-
-from genesplice.graph.build import build_graph
-from genesplice.graph.recipes import default_recipe_path
-
-
-@pytest.fixture(scope="session")
-def kg():
-    return build_graph(default_recipe_path(), progress=False)
-
-
-@pytest.fixture(scope="session")
-def saved(kg, tmp_path_factory):
-    out = tmp_path_factory.mktemp("graph") / "human_default"
-    kg.save(out)
-    return out
+"""The graph fixtures (``kg``, ``saved``) live in tests/conftest.py, shared by all folders."""

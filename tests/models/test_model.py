@@ -33,7 +33,7 @@ def synthetic_graph():
           ETS[2]: torch.tensor([[0, 1], [2, 2]]),
           ETS[3]: torch.tensor([[0, 1, 4], [1, 2, 3]])}
     ea = {ETS[3]: torch.randn(3, 2, generator=g)}
-    membership = torch.sparse_coo_tensor(ei[ETS[0]], torch.ones(5), (5, 3)).coalesce()
+    membership = torch.sparse_coo_tensor(ei[ETS[0]], torch.ones(5), (5, 3)).coalesce().to_sparse_csr()
     return GraphInputs({"gene": 5, "go_term": 3}, ei, ea, membership)
 
 
@@ -109,3 +109,36 @@ def test_edge_dropout_view_keeps_attributes_aligned():
             assert view.edge_attr_dict[et].shape[0] == idx.shape[1]
     assert sum(v.shape[1] for v in view.edge_index_dict.values()) < \
         sum(v.shape[1] for v in graph.edge_index_dict.values())
+
+
+def test_restricted_receptive_field_equals_full_graph_pass():
+    from genesplice.models.graph_encoder import restrict_to_targets
+    torch.manual_seed(0)
+    enc = HeteroGATEncoder(["gene", "go_term"], ETS, {ETS[3]: 2},
+                           GraphEncoderConfig(hidden=8, heads=2)).eval()
+    graph = synthetic_graph()
+    x = {"gene": torch.randn(5, 8), "go_term": torch.randn(3, 8)}
+    full = enc(x, graph.edge_index_dict, graph.edge_attr_dict)["gene"]
+    targets = torch.tensor([1, 3])
+    layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
+                                 {"gene": targets}, graph.num_nodes, 2)
+    part = enc(x, [a for a, _ in layers], [b for _, b in layers])["gene"]
+    assert torch.allclose(part[targets], full[targets], atol=1e-6)
+    # the last layer only keeps edges into the targets
+    last = layers[-1][0]
+    for et, ei in last.items():
+        if et[2] == "gene":
+            assert set(ei[1].tolist()) <= {1, 3}
+
+
+def test_membership_linear_matches_dense_product():
+    from genesplice.models.fusion import MembershipLinear
+    torch.manual_seed(0)
+    dense = (torch.rand(6, 4) > 0.5).float()
+    lin = MembershipLinear(4, 3)
+    lin.warm_start_(torch.randn(4, 4), torch.randn(4))
+    rows = torch.tensor([5, 0, 2])
+    level, profile = lin(dense.to_sparse_csr(), rows)
+    out = dense[rows] @ lin.weight + lin.bias
+    assert torch.allclose(level, out[:, 0], atol=1e-6)
+    assert torch.allclose(profile, out[:, 1:] - out[:, 1:].mean(1, keepdim=True), atol=1e-6)

@@ -1,0 +1,306 @@
+"""Assemble everything one training run needs, as tensors aligned to the graph's gene rows.
+
+Inputs are already-parsed objects (a :class:`KnowledgeGraph`, an :class:`ExpressionTable`, a
+gene → chromosome Series, optionally a promoter table); nothing here opens files except via
+those parsers, so the same code serves bundled data and a user's own files.
+
+What comes out (:class:`TrainingData`):
+
+- ``y [g, t]`` log expression with NaN where the table has no value, ``observed [g, t]``;
+- train / val / test gene rows from a whole-chromosome split (genes without expression or
+  without a known chromosome are graph nodes but in no split; both are counted);
+- the graph as :class:`GraphInputs` with the *function-label* pathways (Reactome top-level
+  pathways) and every edge touching them removed, so the auxiliary head predicts something
+  the graph does not state;
+- ``membership [g, f]`` sparse gene × feature matrix (direct GO terms, pathways and TF
+  regulators with at least a few training genes) for the ridge baseline and the model's
+  linear path;
+- the GAT's message edges: genes receive from GO terms, pathways and regulators, terms and
+  pathways from their hierarchies (``message_edges``); gene → term edges are left out so a
+  gene's receptive field stays small and no gene's features flow into the term embeddings;
+- ``function_labels [g, k]``: membership in each top-level pathway (propagated);
+- sequence tokens of each gene's core promoter (genes without one get the model's learned
+  "no sequence" vector).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from genesplice.annotations.expression import ExpressionTable
+from genesplice.annotations.ids import GeneResolver
+from genesplice.graph.hetero import KnowledgeGraph
+from genesplice.models.model import GraphInputs, SequenceInputs
+from genesplice.sequence.encode import encode_sequence, pad_tokens
+from genesplice.training.baselines import membership_from_graph
+from genesplice.training.splits import chromosome_split
+
+log = logging.getLogger(__name__)
+
+GO_EDGE = ("gene", "annotated_with", "go_term")
+PATHWAY_EDGE = ("gene", "member_of", "pathway")
+PATHWAY_HIERARCHY = ("pathway", "part_of", "pathway")
+
+
+@dataclass
+class TrainingData:
+    gene_ids: list[str]
+    tissues: list[str]
+    y: torch.Tensor                       # [g, t] float32, NaN where missing
+    observed: torch.Tensor                # [g, t] bool
+    rows: dict[str, torch.Tensor]         # "train" / "val" / "test" -> gene rows
+    graph_inputs: GraphInputs
+    edge_dims: dict[tuple[str, str, str], int]
+    membership: torch.Tensor              # [g, f] sparse CSR float32
+    membership_csr: sp.csr_matrix         # the same, for scipy (ridge)
+    feature_names: list[str]
+    function_labels: torch.Tensor         # [g, k] float32 0/1
+    function_names: list[str]
+    sequences: SequenceInputs | None
+    display_symbols: dict[str, str] = field(default_factory=dict)   # graph id -> table symbol
+    checksums: dict[str, str] = field(default_factory=dict)
+    report: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.gene_ids)
+
+    @property
+    def n_tissues(self) -> int:
+        return len(self.tissues)
+
+    def split_of(self) -> pd.Series:
+        """gene id → ``train`` / ``val`` / ``test`` / ``none``."""
+        out = pd.Series("none", index=self.gene_ids, dtype=object)
+        for name, rows in self.rows.items():
+            out.iloc[rows.numpy()] = name
+        return out
+
+    def observed_frame(self, rows: torch.Tensor) -> pd.DataFrame:
+        """Observed values of some gene rows as a genes × tissues DataFrame (NaN = missing)."""
+        r = rows.numpy()
+        return pd.DataFrame(self.y[rows].numpy().astype(np.float64),
+                            index=[self.gene_ids[i] for i in r], columns=self.tissues)
+
+
+def top_level_pathways(graph: KnowledgeGraph) -> list[int]:
+    """Rows of pathways that have children but no parent in the (child, part_of, parent) DAG."""
+    if PATHWAY_HIERARCHY not in graph.data.edge_types:
+        return []
+    ei = graph.data[PATHWAY_HIERARCHY].edge_index.numpy()
+    children, parents = set(ei[0].tolist()), set(ei[1].tolist())
+    return sorted(parents - children)
+
+
+def _drop_nodes_from_edges(graph: KnowledgeGraph, node_type: str, rows: list[int]
+                           ) -> tuple[dict, dict, int]:
+    drop = torch.zeros(graph.data[node_type].num_nodes, dtype=torch.bool)
+    drop[rows] = True
+    ei_dict, ea_dict, n_removed = {}, {}, 0
+    for et in graph.data.edge_types:
+        store = graph.data[et]
+        ei = store.edge_index
+        keep = torch.ones(ei.shape[1], dtype=torch.bool)
+        if et[0] == node_type:
+            keep &= ~drop[ei[0]]
+        if et[2] == node_type:
+            keep &= ~drop[ei[1]]
+        n_removed += int((~keep).sum())
+        ei_dict[et] = ei[:, keep]
+        if "edge_attr" in store and store.edge_attr is not None:
+            ea_dict[et] = store.edge_attr[keep].float()
+    return ei_dict, ea_dict, n_removed
+
+
+def membership_features(graph: KnowledgeGraph, *, exclude_pathways: list[int],
+                        count_rows: np.ndarray, min_genes: int
+                        ) -> tuple[sp.csr_matrix, list[str], dict[str, int]]:
+    """Gene × feature 0/1 matrix of *direct* memberships: GO terms, pathways, TF regulators
+    (the ridge baseline's features, :func:`genesplice.training.baselines.membership_from_graph`).
+
+    Columns of ``exclude_pathways`` (the function labels) are removed, and so are features with
+    fewer than ``min_genes`` genes among ``count_rows`` (the training genes): a feature seen in
+    one or two genes is a per-gene lookup that does not transfer to new genes.
+    """
+    feats = membership_from_graph(graph)
+    names = list(feats.feature_ids)
+    excluded = {graph.node_ids["pathway"][j] for j in exclude_pathways}
+    x = feats.matrix.tocsr()
+    n_per = np.asarray((x[count_rows] != 0).sum(axis=0)).ravel()
+    keep = np.flatnonzero((n_per >= min_genes) & np.array([n not in excluded for n in names]))
+    counts = {"features_total": int(x.shape[1]), "features_kept": int(len(keep))}
+    return x[:, keep].tocsr(), [names[j] for j in keep], counts
+
+
+def message_edges(edge_types) -> list[tuple[str, str, str]]:
+    """Edge types the GAT passes messages along: everything except gene → term and
+    gene → pathway (their reverse edges carry term/pathway information *to* genes)."""
+    return [et for et in edge_types if not (et[0] == "gene" and et[2] != "gene")]
+
+
+def _to_torch_csr(m: sp.csr_matrix) -> torch.Tensor:
+    m = m.tocsr().astype(np.float32)
+    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                   torch.from_numpy(m.indices.astype(np.int64)),
+                                   torch.from_numpy(m.data), size=m.shape)
+
+
+def promoter_inputs(gene_ids: list[str], promoters: pd.DataFrame,
+                    id_column: str = "gene_symbol") -> tuple[SequenceInputs | None, int]:
+    """Tokens of one promoter per gene (first listed), aligned to graph gene rows."""
+    index = {g: i for i, g in enumerate(gene_ids)}
+    first = promoters.drop_duplicates(id_column, keep="first")
+    hits = first[first[id_column].isin(index)]
+    if hits.empty:
+        return None, 0
+    toks = [encode_sequence(s) for s in hits["sequence"]]
+    tokens, mask = pad_tokens(toks)
+    rows = torch.tensor([index[g] for g in hits[id_column]], dtype=torch.long)
+    return SequenceInputs(gene_rows=rows, tokens=tokens, mask=mask), len(hits)
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def to_graph_ids(symbols: pd.Index | list[str], gene_index: dict[str, int],
+                 resolver: GeneResolver | None, ensembl: pd.Series | None = None
+                 ) -> dict[str, str]:
+    """Map table symbols to graph gene ids: exact id first, then the resolver (aliases, then
+    the row's Ensembl id). Returns only the symbols that map to a graph gene."""
+    out: dict[str, str] = {}
+    pending = []
+    for s in symbols:
+        if s in gene_index:
+            out[s] = s
+        else:
+            pending.append(s)
+    if resolver is not None and pending:
+        mapped, _ = resolver.resolve(pending)
+        for s in pending:
+            g = mapped.get(s)
+            if g is None and ensembl is not None and isinstance(ensembl.get(s), str):
+                g = resolver.resolve([ensembl[s]])[0].get(ensembl[s])
+            if g in gene_index:
+                out[s] = g
+    return out
+
+
+def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
+                          gene_chromosomes: pd.Series, promoters: pd.DataFrame | None = None,
+                          test_chromosomes=("chr8",), val_chromosomes=("chr9",),
+                          min_genes_per_feature: int = 5, min_genes_per_function: int = 50,
+                          genes: list[str] | None = None,
+                          resolver: GeneResolver | None = None) -> TrainingData:
+    """Align expression, split, features, function labels and sequences to the graph's genes.
+
+    ``genes`` optionally restricts the *labelled* genes (e.g. a few hundred for a quick test);
+    the graph itself is kept whole, and only the sequences those genes can see are encoded. ``resolver`` maps table symbols that are not graph ids
+    (renamed genes, aliases) onto the graph's official symbols.
+    """
+    gene_ids = list(graph.node_ids["gene"])
+    index = {g: i for i, g in enumerate(gene_ids)}
+    expr = expression.values
+    tissues = list(expr.columns)
+    to_graph = to_graph_ids(expr.index, index, resolver, expression.ensembl_ids)
+    in_graph = expr.index.isin(list(to_graph))
+    display = {}
+    for sym, g in to_graph.items():
+        display.setdefault(g, sym)
+    report: dict[str, object] = {
+        "genes_in_graph": len(gene_ids),
+        "expression_genes": int(len(expr)),
+        "expression_genes_not_in_graph": int((~in_graph).sum()),
+        "expression_genes_not_in_graph_examples": list(expr.index[~in_graph][:5]),
+    }
+    y = np.full((len(gene_ids), len(tissues)), np.nan, dtype=np.float32)
+    hit = expr[in_graph]
+    hit = hit[~pd.Index([to_graph[s] for s in hit.index]).duplicated(keep="first")]
+    report["expression_rows_collapsed_onto_one_graph_gene"] = int(in_graph.sum() - len(hit))
+    y[[index[to_graph[s]] for s in hit.index]] = hit.to_numpy(np.float32)
+    observed = ~np.isnan(y)
+    has_expr = observed.any(axis=1)
+
+    labelled = [g for g in gene_ids if has_expr[index[g]]]
+    if genes is not None:
+        wanted = set(genes)
+        labelled = [g for g in labelled if g in wanted]
+    chrom_in = gene_chromosomes.dropna()
+    chrom_in = chrom_in[~chrom_in.index.duplicated(keep="first")]
+    chrom_map = to_graph_ids(chrom_in.index, index, resolver)
+    chrom = {}
+    for sym, c in chrom_in.items():
+        if sym in chrom_map:
+            chrom.setdefault(chrom_map[sym], c)
+    split = chromosome_split(chrom, test=tuple(test_chromosomes),
+                             val=tuple(val_chromosomes), genes=labelled)
+    rows = {name: torch.tensor(sorted(index[g] for g in getattr(split, name)), dtype=torch.long)
+            for name in ("train", "val", "test")}
+    report.update({"labelled_genes": len(labelled),
+                   "labelled_without_chromosome": split.n_unknown,
+                   **{f"n_{k}": int(len(v)) for k, v in rows.items()}})
+
+    roots = top_level_pathways(graph)
+    function_m = (graph.membership(PATHWAY_EDGE, propagate=True)[:, roots]
+                  if roots else sp.csr_matrix((len(gene_ids), 0)))
+    n_per = np.asarray(function_m.sum(axis=0)).ravel()
+    keep_fn = [j for j in range(len(roots)) if n_per[j] >= min_genes_per_function]
+    function_labels = torch.from_numpy(function_m[:, keep_fn].toarray().astype(np.float32))
+    function_names = [graph.name("pathway", graph.node_ids["pathway"][roots[j]]) for j in keep_fn]
+    ei_dict, ea_dict, n_removed = _drop_nodes_from_edges(graph, "pathway", roots)
+    for et in list(ei_dict):
+        if et not in message_edges(ei_dict):
+            ei_dict.pop(et)
+            ea_dict.pop(et, None)
+    report.update({"function_labels": len(keep_fn), "edges_removed_for_function_labels": n_removed})
+
+    x, feature_names, counts = membership_features(graph, exclude_pathways=roots,
+                                                   count_rows=rows["train"].numpy(),
+                                                   min_genes=min_genes_per_feature)
+    report.update(counts)
+
+    num_nodes = {nt: int(graph.data[nt].num_nodes) for nt in graph.data.node_types}
+    edge_dims = {et: int(v.shape[1]) for et, v in ea_dict.items() if v.dim() == 2 and v.shape[1]}
+    ea_dict = {et: v for et, v in ea_dict.items() if et in edge_dims}
+    graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x))
+
+    sequences, n_seq = None, 0
+    if promoters is not None:
+        pmap = to_graph_ids(pd.unique(promoters["gene_symbol"]), index, resolver)
+        mapped = promoters.assign(graph_gene=promoters["gene_symbol"].map(pmap))
+        report["promoters_not_in_graph"] = int(mapped["graph_gene"].isna().sum())
+        if genes is not None:
+            # a restricted (quick) run encodes only the sequences its genes can see: their
+            # own and those of their gene → gene neighbours in the GAT
+            keep = set(labelled)
+            for et, ei in ei_dict.items():
+                if et[0] == "gene" and et[2] == "gene":
+                    dst_in = torch.isin(ei[1], torch.tensor([index[g] for g in labelled]))
+                    keep.update(gene_ids[i] for i in ei[0][dst_in].tolist())
+            mapped = mapped[mapped["graph_gene"].isin(keep)]
+        sequences, n_seq = promoter_inputs(gene_ids, mapped.dropna(subset=["graph_gene"]),
+                                           id_column="graph_gene")
+    report["genes_with_sequence"] = n_seq
+    checksums = {"expression": _fingerprint(np.nan_to_num(y, nan=-1.0)),
+                 "graph": _fingerprint(*[graph.data[et].edge_index.numpy()
+                                         for et in graph.data.edge_types]),
+                 "genes": hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()}
+    if sequences is not None:
+        checksums["sequences"] = _fingerprint(sequences.tokens.numpy(), sequences.gene_rows.numpy())
+    log.info("training data: %s", report)
+    return TrainingData(gene_ids=gene_ids, tissues=tissues, y=torch.from_numpy(y),
+                        observed=torch.from_numpy(observed), rows=rows,
+                        graph_inputs=graph_inputs, edge_dims=edge_dims, membership=graph_inputs.membership,
+                        membership_csr=x, feature_names=feature_names,
+                        function_labels=function_labels, function_names=function_names,
+                        sequences=sequences, display_symbols=display, checksums=checksums,
+                        report=report)

@@ -1,0 +1,410 @@
+"""One experiment end to end: data → ridge baseline → fused model + ablations → evaluation.
+
+Used by ``genesplice train`` / ``evaluate`` / ``demo`` and by the notebook API. Every input
+path comes from the :class:`~genesplice.config.RunConfig` ("" = the bundled default).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genesplice.config import RunConfig, config_to_dict
+from genesplice.models.graph_encoder import GraphEncoderConfig
+from genesplice.models.model import FusedModelConfig, GeneSpliceModel
+from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
+from genesplice.training.baselines import MembershipFeatures, RidgeBaseline, fit_ridge_baseline
+from genesplice.training.checkpoint import load_checkpoint
+from genesplice.training.data import TrainingData
+from genesplice.training.loop import TrainResult, predict_rows, train_model
+
+log = logging.getLogger(__name__)
+
+#: the promoter encoder used for 60 bp core promoters: 4 bases per token, one local window
+PROMOTER_ENCODER = dict(d_model=32, d_global=64, n_layers=1, n_heads=2, n_global_heads=2,
+                        n_pool_heads=2, window=16, stem_strides=(2, 2, 1),
+                        stem_channels=(16, 32), stem_kernel=5)
+
+
+def promoter_encoder_config(**overrides) -> SequenceEncoderConfig:
+    return SequenceEncoderConfig(**{**PROMOTER_ENCODER, **overrides})
+
+
+def model_config(variant: str, hidden: int = 32, heads: int = 4, n_layers: int = 2,
+                 dropout: float = 0.2) -> FusedModelConfig:
+    return FusedModelConfig(variant=variant, hidden=hidden,
+                            graph=GraphEncoderConfig(hidden=hidden, heads=heads,
+                                                     n_layers=n_layers, dropout=dropout))
+
+
+def model_args(data: TrainingData, model_cfg: FusedModelConfig,
+               seq_cfg: SequenceEncoderConfig | None) -> dict:
+    """Everything needed to rebuild the model, as plain data (stored in checkpoints)."""
+    gi = data.graph_inputs
+    return {"model": model_cfg.to_dict(),
+            "sequence_encoder": None if seq_cfg is None else
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in seq_cfg.__dict__.items()},
+            "n_tissues": data.n_tissues, "n_function_labels": len(data.function_names),
+            "num_nodes": dict(gi.num_nodes),
+            "edge_types": [list(et) for et in gi.edge_index_dict],
+            "edge_dims": [[list(et), d] for et, d in data.edge_dims.items()],
+            "n_membership_features": int(data.membership.shape[1])}
+
+
+def build_model(args: dict) -> GeneSpliceModel:
+    """Rebuild a :class:`GeneSpliceModel` from :func:`model_args` output."""
+    cfg = FusedModelConfig.from_dict(args["model"])
+    seq = args.get("sequence_encoder")
+    encoder, dim = None, None
+    if seq is not None and cfg.uses_sequence:
+        seq_cfg = SequenceEncoderConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                                           for k, v in seq.items()})
+        encoder, dim = SequenceEncoder(seq_cfg), seq_cfg.out_dim
+    return GeneSpliceModel(
+        cfg, n_tissues=args["n_tissues"], n_function_labels=args["n_function_labels"],
+        num_nodes=args["num_nodes"], edge_types=[tuple(e) for e in args["edge_types"]],
+        edge_dims={tuple(e): d for e, d in args["edge_dims"]},
+        n_membership_features=args["n_membership_features"], sequence_encoder=encoder,
+        sequence_dim=dim)
+
+
+def fit_ridge(data: TrainingData, cfg: RunConfig) -> RidgeBaseline:
+    """The ridge baseline on exactly the model's membership features."""
+    feats = MembershipFeatures(matrix=data.membership_csr, gene_ids=tuple(data.gene_ids),
+                               feature_ids=tuple(data.feature_names))
+    labelled = torch.cat([data.rows["train"], data.rows["val"]])
+    expr = data.observed_frame(labelled)
+    return fit_ridge_baseline(feats, expr, train_genes=[data.gene_ids[i] for i in data.rows["train"]],
+                              val_genes=[data.gene_ids[i] for i in data.rows["val"]],
+                              alphas=cfg.ridge.alphas, min_genes_per_feature=1)
+
+
+def ridge_predict(ridge: RidgeBaseline, data: TrainingData, rows: torch.Tensor) -> np.ndarray:
+    feats = MembershipFeatures(matrix=data.membership_csr, gene_ids=tuple(data.gene_ids),
+                               feature_ids=tuple(data.feature_names))
+    return ridge.predict(feats, [data.gene_ids[i] for i in rows]).to_numpy()
+
+
+def warm_start_from_ridge(model: GeneSpliceModel, ridge: RidgeBaseline,
+                          data: TrainingData) -> None:
+    """Linear path ← ridge solution (features aligned by id); neural heads start at zero."""
+    if model.membership_linear is None:
+        return
+    index = {f: i for i, f in enumerate(data.feature_names)}
+    coef = torch.zeros_like(model.membership_linear.weight)
+    rows = torch.tensor([index[f] for f in ridge.feature_ids])
+    coef[rows] = torch.as_tensor(ridge.coef, dtype=coef.dtype)
+    model.membership_linear.warm_start_(coef, torch.as_tensor(ridge.intercept, dtype=coef.dtype))
+    model.heads.zero_output_()
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    train: TrainResult
+    model: GeneSpliceModel
+    args: dict
+    predictions: np.ndarray          # [n_genes, t] for every graph gene (level/profile-best)
+
+
+@dataclass
+class ExperimentResult:
+    data: TrainingData
+    ridge: RidgeBaseline
+    ridge_predictions: np.ndarray    # [n_genes, t]
+    variants: dict[str, VariantResult] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: RidgeBaseline,
+                  out_dir: Path, model_cfg: FusedModelConfig | None = None,
+                  seq_cfg: SequenceEncoderConfig | None = None,
+                  encoder_state: dict | None = None, resume: bool = False,
+                  progress: bool = True, stop_after_epoch: int | None = None,
+                  tag: str | None = None) -> VariantResult:
+    """Train one model variant; its checkpoint goes to ``out_dir/<tag or variant>.pt``."""
+    torch.manual_seed(cfg.train.seed)
+    model_cfg = model_cfg or model_config(variant)
+    seq_cfg = seq_cfg or promoter_encoder_config()
+    args = model_args(data, model_cfg, seq_cfg)
+    model = build_model(args)
+    if encoder_state is not None and model.sequence_encoder is not None:
+        model.sequence_encoder.load_state_dict(encoder_state)
+    warm_start_from_ridge(model, ridge, data)
+    tag = tag or variant
+    train_cfg = cfg.train
+    if variant != "fused":  # the contrastive views exist only in the fused model
+        from dataclasses import replace
+        train_cfg = replace(train_cfg, contrastive_weight=0.0)
+    result = train_model(model, data, train_cfg, checkpoint_path=out_dir / f"{tag}.pt",
+                         resume=resume, config_dict=config_to_dict(cfg), model_args=args,
+                         progress=progress, stop_after_epoch=stop_after_epoch, desc=tag)
+    all_rows = torch.arange(data.n_genes)
+    pred = predict_rows(model, data, all_rows, level_state=result.level_state,
+                        profile_state=result.profile_state).numpy()
+    return VariantResult(variant, result, model, args, pred)
+
+
+def load_trained(checkpoint: str | os.PathLike) -> tuple[GeneSpliceModel, dict, dict, dict]:
+    """Model (profile-best weights), its level-best and profile-best states, and the extra
+    record of a checkpoint written by :func:`train_variant`."""
+    ck = load_checkpoint(checkpoint)
+    args = ck.extra["model_args"]
+    model = build_model(args)
+    model.load_state_dict(ck.extra["profile_state"])
+    return model, ck.extra["level_state"], ck.extra["profile_state"], ck
+
+
+def write_predictions(path: str | os.PathLike, data: TrainingData, pred: np.ndarray,
+                      unit: str) -> Path:
+    """genes × tissues CSV (first column ``gene_symbol``, as named in the expression table),
+    written atomically; every gene with expression data, held-out chromosomes included."""
+    has = data.observed.any(1).numpy()
+    genes = [data.gene_ids[i] for i in np.flatnonzero(has)]
+    df = pd.DataFrame(pred[has], columns=data.tissues)
+    df.insert(0, "gene_symbol", [data.display_symbols.get(g, g) for g in genes])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False, float_format="%.5f")
+    os.replace(tmp, path)
+    splits = pd.DataFrame({"gene_symbol": df["gene_symbol"], "graph_gene_id": genes,
+                           "split": data.split_of().reindex(genes).to_numpy()})
+    tmp = path.with_name(f".{path.stem}.splits.tmp")
+    splits.to_csv(tmp, index=False)
+    os.replace(tmp, path.with_name(f"{path.stem}.splits.csv"))
+    save_json(path.with_name(f"{path.stem}.meta.json"),
+              {"unit": unit, "n_genes": int(len(df)), "tissues": list(data.tissues),
+               "columns": "gene_symbol (as in the expression table), then one per tissue"})
+    return path
+
+
+def save_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def timed(seconds: dict, key: str):
+    class _T:
+        def __enter__(self):
+            self.t = time.time()
+
+        def __exit__(self, *exc):
+            seconds[key] = time.time() - self.t
+    return _T()
+
+
+DEFAULT_PROMOTERS = "coords/epdnew_hs_core_promoters_m49_p10.fa.gz"
+
+
+def load_graph(graph_path: str | os.PathLike | None, *, recipe: str | os.PathLike | None = None,
+               progress: bool = True):
+    """A built graph from ``graph_path``; built (and saved there) when the folder is empty.
+
+    A saved graph whose inputs changed since it was built is rebuilt rather than used stale.
+    """
+    from genesplice.graph.build import build_graph
+    from genesplice.graph.hetero import KnowledgeGraph
+
+    path = Path(graph_path) if graph_path else Path("graphs/built/human_default")
+    if (path / "graph.json").exists():
+        kg = KnowledgeGraph.load(path)
+        stale = kg.stale_inputs()
+        if not stale:
+            return kg
+        log.warning("graph at %s is stale (%s); rebuilding", path, ", ".join(stale[:3]))
+    kg = build_graph(recipe, progress=progress)
+    kg.save(path)
+    return kg
+
+
+def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None = None,
+                        progress: bool = True) -> TrainingData:
+    """Read every input named by ``cfg.data`` ("" = bundled default) and assemble the
+    :class:`TrainingData` (graph from ``cfg.data.graph_path``, built if absent)."""
+    from genesplice.annotations.expression import read_expression_table
+    from genesplice.annotations.ids import default_resolver
+    from genesplice.knowledge import knowledge_path
+    from genesplice.sequence.promoters import read_promoter_fasta
+    from genesplice.training.data import prepare_training_data
+    from genesplice.training.splits import gene_chromosomes
+
+    if graph is None:
+        graph = load_graph(cfg.data.graph_path or None, progress=progress)
+    expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
+    chrom = gene_chromosomes(cfg.data.tss_path or None)
+    promoters_path = getattr(cfg.data, "promoters_path", "") or knowledge_path(DEFAULT_PROMOTERS)
+    promoters = read_promoter_fasta(promoters_path)
+    return prepare_training_data(graph, expr, gene_chromosomes=chrom, promoters=promoters,
+                                 test_chromosomes=cfg.train.test_chromosomes,
+                                 val_chromosomes=cfg.train.val_chromosomes,
+                                 min_genes_per_feature=cfg.ridge.min_genes_per_feature,
+                                 genes=genes, resolver=default_resolver())
+
+
+UNIT_LABELS = {"log10_ntpm1": "log10(nTPM+1)", "log1p_ntpm": "ln(nTPM+1)", "ntpm": "nTPM"}
+
+
+def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(values, index=[data.gene_ids[i] for i in rows.numpy()],
+                        columns=data.tissues)
+
+
+def evaluate_models(data: TrainingData, predictions: dict[str, np.ndarray], *,
+                    split: str = "test"):
+    """Metrics of each model's full prediction matrix ``[n_genes, t]`` on one split."""
+    from genesplice.training.metrics import evaluate_predictions
+
+    rows = data.rows[split]
+    obs = data.observed_frame(rows)
+    preds = {name: _frame(data, rows, p[rows.numpy()]) for name, p in predictions.items()}
+    results = {name: evaluate_predictions(obs, df, model=name) for name, df in preds.items()}
+    return obs, preds, results
+
+
+def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
+                   variants: tuple[str, ...] = ("fused", "graph_only", "sequence_only"),
+                   pretrain_steps: int = 0, compare_pretraining: bool = True,
+                   pretrained_encoder: str | os.PathLike | None = None, graph=None,
+                   genes: list[str] | None = None, progress: bool = True,
+                   command: str | None = None, resume: bool = False) -> dict:
+    """Data → ridge → (pretraining) → each variant → test-chromosome evaluation → report.
+
+    Writes into ``out_dir``: ``config.toml``, one checkpoint per model (``fused.pt``, …),
+    ``predictions.csv`` (the fused model, every gene of the expression table), the Markdown
+    ``report.md`` with plots and metric tables, ``history_<model>.csv`` and ``summary.json``.
+    Returns the summary dict.
+    """
+    from genesplice.config import save_config
+    from genesplice.training.report import write_evaluation_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.toml")
+    seconds: dict[str, float] = {}
+    with timed(seconds, "data"):
+        data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
+    print(f"data: {data.report['n_train']:,} train / {data.report['n_val']:,} val "
+          f"({','.join(cfg.train.val_chromosomes)}) / {data.report['n_test']:,} test "
+          f"({','.join(cfg.train.test_chromosomes)}) genes; {len(data.feature_names):,} "
+          f"membership features; {data.report['genes_with_sequence']:,} genes with a promoter")
+    with timed(seconds, "ridge"):
+        ridge = fit_ridge(data, cfg)
+    print(f"ridge: alpha level {ridge.level_alpha:g} / profile {ridge.profile_alpha:g} "
+          f"({seconds['ridge']:.0f} s)")
+
+    encoder_state, pretrain_summary = None, None
+    if pretrained_encoder is not None:
+        from genesplice.training.pretrain import load_pretrained_encoder
+        encoder_state = load_pretrained_encoder(pretrained_encoder).state_dict
+        pretrain_summary = f"encoder initialised from {pretrained_encoder}"
+    elif pretrain_steps > 0:
+        from genesplice.training.pretrain import (pretrain_encoder,
+                                                  promoter_pretraining_sequences)
+        with timed(seconds, "pretrain"):
+            pdata = promoter_pretraining_sequences(
+                exclude_chromosomes=cfg.train.test_chromosomes + cfg.train.val_chromosomes,
+                held_out_chromosomes=cfg.train.val_chromosomes)
+            pre = pretrain_encoder(promoter_encoder_config(), pdata.train, steps=pretrain_steps,
+                                   held_out=pdata.held_out, progress=progress,
+                                   checkpoint_path=out / "pretrained_encoder.pt")
+        encoder_state = pre.encoder_state
+        pretrain_summary = pre.summary()
+        print(pretrain_summary)
+
+    runs: list[tuple[str, str, dict | None]] = []
+    for v in variants:
+        runs.append((v, v, encoder_state if v != "graph_only" else None))
+    if encoder_state is not None and compare_pretraining and "fused" in variants:
+        runs.append(("fused (no pretraining)", "fused", None))
+    trained: dict[str, VariantResult] = {}
+    for name, variant, state in runs:
+        tag = name.replace(" ", "_").replace("(", "").replace(")", "")
+        with timed(seconds, name):
+            trained[name] = train_variant(variant, data, cfg, ridge=ridge, out_dir=out,
+                                          encoder_state=state, progress=progress, tag=tag,
+                                          resume=resume and (out / f"{tag}.pt").exists())
+        r = trained[name].train
+        print(f"{name}: best val level r {r.best_level:.3f} (epoch {r.best_level_epoch}), "
+              f"profile r {r.best_profile:.3f} (epoch {r.best_profile_epoch}); "
+              f"{seconds[name]:.0f} s")
+        r.history.to_csv(out / f"history_{tag}.csv", index=False)
+
+    predictions = {"ridge (GO+Reactome+TF membership)":
+                   ridge_predict(ridge, data, torch.arange(data.n_genes))}
+    predictions.update({name: vr.predictions for name, vr in trained.items()})
+    obs, preds, results = evaluate_models(data, predictions)
+    unit = UNIT_LABELS.get(cfg.data.unit, cfg.data.unit)
+    notes = [f"Split: test {', '.join(cfg.train.test_chromosomes)} "
+             f"({len(data.rows['test'])} genes), validation "
+             f"{', '.join(cfg.train.val_chromosomes)} ({len(data.rows['val'])} genes; all "
+             f"selection — ridge alpha, early stopping — uses validation only), training "
+             f"{len(data.rows['train'])} genes.",
+             "fused = promoter sequence encoder + GATv2 over GO/Reactome/TF graph + gated "
+             "fusion + ridge-initialised membership linear path; graph_only drops the "
+             "sequence; sequence_only drops the graph and the membership path.",
+             f"Per-gene metrics are Pearson across tissues after centring each gene "
+             f"(tissue specificity). Unit: {unit}."]
+    if pretrain_summary:
+        notes.append("Pretraining: " + pretrain_summary.replace("\n", "; "))
+    paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
+                                    title="GeneSplice: held-out chromosome evaluation",
+                                    command=command, notes=notes, unit=unit)
+    pred_main = trained["fused"].predictions if "fused" in trained else \
+        next(iter(trained.values())).predictions
+    write_predictions(out / "predictions.csv", data, pred_main, unit)
+    summary = {"unit": unit, "seconds": seconds, "data": data.report,
+               "metrics": {name: res.summary for name, res in results.items()},
+               "report": str(paths.markdown), "plots": [str(p) for p in paths.plots]}
+    save_json(out / "summary.json", summary)
+    return summary
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
+    """Re-evaluate every model checkpoint of a run folder (plus a refitted ridge baseline) on
+    one split, from the run's own ``config.toml``; rewrites ``report.md`` (``split='test'``)
+    or writes ``eval_<split>/``."""
+    from genesplice.config import load_config
+    from genesplice.errors import GeneSpliceInputError
+    from genesplice.training.report import write_evaluation_report
+
+    run = Path(run_dir)
+    if not (run / "config.toml").exists():
+        raise GeneSpliceInputError("not a training run folder (expected config.toml)",
+                                   path=run)
+    cfg = load_config(run / "config.toml")
+    data = prepare_from_config(cfg, progress=False)
+    predictions = {"ridge (GO+Reactome+TF membership)":
+                   ridge_predict(fit_ridge(data, cfg), data, torch.arange(data.n_genes))}
+    for ckpt in sorted(run.glob("*.pt")):
+        ck = load_checkpoint(ckpt)
+        if "model_args" not in ck.extra:
+            continue                      # e.g. a pretrained encoder
+        stale = [k for k, v in ck.data_checksums.items() if data.checksums.get(k) != v]
+        if stale:
+            raise GeneSpliceInputError(f"inputs changed since training ({', '.join(stale)}); "
+                                       "retrain or point the config at the original files",
+                                       path=ckpt)
+        model = build_model(ck.extra["model_args"])
+        pred = predict_rows(model, data, torch.arange(data.n_genes),
+                            level_state=ck.extra["level_state"],
+                            profile_state=ck.extra["profile_state"]).numpy()
+        name = ckpt.stem.replace("_no_pretrain", " (no pretraining)")
+        predictions[name] = pred
+    obs, preds, results = evaluate_models(data, predictions, split=split)
+    unit = UNIT_LABELS.get(cfg.data.unit, cfg.data.unit)
+    out = run if split == "test" else run / f"eval_{split}"
+    paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
+                                    title=f"GeneSplice: evaluation on {split} genes",
+                                    command=f"genesplice evaluate --run {run_dir} --split {split}",
+                                    unit=unit)
+    return {"metrics": {n: r.summary for n, r in results.items()},
+            "report": str(paths.markdown)}
