@@ -91,14 +91,16 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                    help="masked-nucleotide pretraining steps (0: none)")
     p.add_argument("--max-genes", type=int, default=0,
                    help="label only this many genes (0: all; for a quick look)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default); 1 is faster on a busy machine")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=lambda a: _summary_exit(run_demo(
         a.out, recipe=a.recipe, epochs=a.epochs, pretrain_steps=a.pretrain_steps,
-        max_genes=a.max_genes, progress=not a.quiet)))
+        max_genes=a.max_genes, threads=a.threads, progress=not a.quiet)))
 
 
-DEMO_EPOCHS = 8
-DEMO_PRETRAIN_STEPS = 300
+DEMO_EPOCHS = 5
+DEMO_PRETRAIN_STEPS = 250
 
 
 def _summary_exit(summary: dict) -> int:
@@ -107,7 +109,7 @@ def _summary_exit(summary: dict) -> int:
 
 def run_demo(out: str = "runs/demo", *, recipe: str | None = None, epochs: int = DEMO_EPOCHS,
              pretrain_steps: int = DEMO_PRETRAIN_STEPS, max_genes: int = 0,
-             progress: bool = True) -> dict:
+             threads: int = 0, progress: bool = True) -> dict:
     """The main job on the bundled data, written under ``out``:
 
     ``graph/`` (built knowledge graph, reused while its inputs are unchanged), ``config.toml``,
@@ -126,7 +128,8 @@ def run_demo(out: str = "runs/demo", *, recipe: str | None = None, epochs: int =
     from genesplice.training.run import load_graph, run_experiment
 
     t0 = time.time()
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if threads > 0:
+        torch.set_num_threads(threads)
     out_dir = Path(out)
     recipe = recipe or str(default_recipe_path())
     print(f"[1/4] knowledge graph ({recipe})")
@@ -232,14 +235,29 @@ def _add_input_overrides(p: argparse.ArgumentParser) -> None:
                    help="built graph folder (default: the one in the checkpoint's config)")
     p.add_argument("--expression", default=None,
                    help="expression table (default: the one in the checkpoint's config)")
+    p.add_argument("--labelled-genes", default=None, metavar="FILE",
+                   help="only for a checkpoint trained on a labelled-gene subset (a quick "
+                        "run): the file listing those genes, one per line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _run_predict(args: argparse.Namespace) -> int:
+def _load_api(args: argparse.Namespace):
+    from pathlib import Path
+
     from genesplice.api import GeneSplice
 
-    gs = GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
-                         progress=not args.quiet)
+    genes = None
+    if args.labelled_genes:
+        path = Path(args.labelled_genes)
+        if not path.is_file():
+            raise GeneSpliceInputError("labelled-genes file not found", path=path)
+        genes = [g.strip() for g in path.read_text().splitlines() if g.strip()]
+    return GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
+                           genes=genes, progress=not args.quiet)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    gs = _load_api(args)
     path = gs.write_predictions(args.out, genes=args.genes, progress=not args.quiet)
     with open(path) as fh:
         n = sum(1 for _ in fh) - 1
@@ -266,10 +284,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from genesplice.api import GeneSplice
-
-    gs = GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
-                         progress=not args.quiet)
+    gs = _load_api(args)
     ex = gs.explain(args.gene, args.tissue, top=args.top,
                     ism_window=tuple(args.ism_window) if args.ism_window else None)
     out = Path(args.out_dir)

@@ -66,7 +66,15 @@ def test_validate_ok_and_bad(tmp_path, capsys):
 
 def test_demo_writes_report(tmp_path, small_recipe, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--recipe", str(small_recipe)]) == 0
+    # the whole main job (graph → pretrain → train → evaluate → predict) at tiny settings
+    assert main(["demo", "--out", str(out), "--recipe", str(small_recipe), "--epochs", "1",
+                 "--pretrain-steps", "3", "--max-genes", "300", "--quiet"]) == 0
     assert (out / "graph" / "tensors.pt").exists()
     report = (out / "report.md").read_text()
     assert "## Knowledge graph" in report and "| node | gene |" in report
+    for name in ("ridge", "fused", "graph_only", "sequence_only", "no pretraining"):
+        assert name in report, name
+    import pandas as pd
+    pred = pd.read_csv(out / "predictions.csv")
+    assert pred.columns[0] == "gene_symbol" and "liver" in pred.columns
+    assert (out / "fused.pt").exists() and (out / "summary.json").exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,6 +147,12 @@ def message_edges(edge_types) -> list[tuple[str, str, str]]:
 
 def _to_torch_csr(m: sp.csr_matrix) -> torch.Tensor:
     m = m.tocsr().astype(np.float32)
+    with warnings.catch_warnings():   # "sparse CSR support is in beta": we only index it
+        warnings.simplefilter("ignore", UserWarning)
+        return _csr(m)
+
+
+def _csr(m: sp.csr_matrix) -> torch.Tensor:
     return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
                                    torch.from_numpy(m.indices.astype(np.int64)),
                                    torch.from_numpy(m.data), size=m.shape)

@@ -132,12 +132,12 @@ def _loss(model: GeneSpliceModel, out: ModelOutput, data: TrainingData, rows: to
     lp = level_profile_loss(out.prediction, data.y[rows], data.observed[rows],
                             level_weight=cfg.level_weight, profile_weight=cfg.profile_weight)
     total = lp.total
-    parts = {"loss_level": float(lp.level), "loss_profile": float(lp.profile)}
+    parts = {"loss_level": lp.level.item(), "loss_profile": lp.profile.item()}
     if cfg.aux_weight > 0 and out.function_logits.shape[1] > 0:
         aux = smoothed_bce_with_logits(out.function_logits, data.function_labels[rows],
                                        smoothing=cfg.label_smoothing)
         total = total + cfg.aux_weight * aux
-        parts["loss_function"] = float(aux)
+        parts["loss_function"] = aux.item()
     if cfg.contrastive_weight > 0 and out.z_seq is not None:
         idx = torch.nonzero(out.has_sequence).squeeze(1)
         if len(idx) > MAX_CONTRASTIVE:
@@ -146,8 +146,8 @@ def _loss(model: GeneSpliceModel, out: ModelOutput, data: TrainingData, rows: to
             nce = info_nce(out.z_seq[idx], out.z_graph[idx],
                            temperature=cfg.contrastive_temperature)
             total = total + cfg.contrastive_weight * nce
-            parts["loss_contrastive"] = float(nce)
-    parts["loss"] = float(total)
+            parts["loss_contrastive"] = nce.item()
+    parts["loss"] = total.item()
     return total, parts
 
 

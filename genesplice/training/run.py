@@ -353,6 +353,11 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
              "sequence; sequence_only drops the graph and the membership path.",
              f"Per-gene metrics are Pearson across tissues after centring each gene "
              f"(tissue specificity). Unit: {unit}."]
+    notes.append(f"{data.report['expression_genes_not_in_graph']} expression-table genes have a "
+                 "symbol the gene-id table cannot resolve, so they are not graph nodes and get "
+                 f"no prediction (e.g. {', '.join(data.report['expression_genes_not_in_graph_examples'])});"
+                 f" {data.report['expression_rows_collapsed_onto_one_graph_gene']} table rows "
+                 "resolve to a gene another row already gave and are collapsed.")
     if pretrain_summary:
         notes.append("Pretraining: " + pretrain_summary.replace("\n", "; "))
     paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
