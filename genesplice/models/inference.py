@@ -219,17 +219,20 @@ def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
         cols = col[torch.repeat_interleave(starts, counts) + within]
         membership = _csr_from_parts(torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)]),
                                      cols, membership.shape[1])
-    out_seq = seq
-    if seq is not None:
-        keep = ~drop[seq.gene_rows]
-        if seq.embeddings is not None:
-            out_seq = SequenceInputs(gene_rows=new_index[seq.gene_rows[keep]],
-                                     embeddings=seq.embeddings[keep])
-        else:
-            out_seq = SequenceInputs(gene_rows=new_index[seq.gene_rows[keep]],
-                                     tokens=seq.tokens[keep], mask=seq.mask[keep])
+    out_seq = remap_sequences(seq, new_index)
     num_nodes = {**graph.num_nodes, "gene": n - int(drop.sum())}
     return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_index
+
+
+def remap_sequences(seq: SequenceInputs | None, new_index: Tensor) -> SequenceInputs | None:
+    """Sequence inputs renumbered by ``new_index [n_genes]`` (old row → new row, -1: gone)."""
+    if seq is None:
+        return None
+    keep = new_index[seq.gene_rows] >= 0
+    rows = new_index[seq.gene_rows[keep]]
+    if seq.embeddings is not None:
+        return SequenceInputs(gene_rows=rows, embeddings=seq.embeddings[keep])
+    return SequenceInputs(gene_rows=rows, tokens=seq.tokens[keep], mask=seq.mask[keep])
 
 
 def restrict_graph(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> GraphInputs:
@@ -270,16 +273,19 @@ class TwoStateModel:
     """
 
     def __init__(self, level_model: GeneSpliceModel, profile_model: GeneSpliceModel,
-                 base: SequenceInputs | None = None, batch_size: int = 4096) -> None:
+                 base: SequenceInputs | None = None, batch_size: int = 4096,
+                 compact_below: float = 0.5) -> None:
         self.level_model = level_model.eval()
         self.profile_model = profile_model.eval()
         self.base = base
         self.batch_size = batch_size
+        self.compact_below = compact_below
         self._emb: dict[int, tuple[Tensor, Tensor]] = {}   # model id -> (embeddings, done)
 
     def with_base(self, base: SequenceInputs | None) -> "TwoStateModel":
         """The same two models over other base sequences (fresh embedding cache)."""
-        return TwoStateModel(self.level_model, self.profile_model, base, self.batch_size)
+        return TwoStateModel(self.level_model, self.profile_model, base, self.batch_size,
+                             self.compact_below)
 
     @property
     def config(self):
@@ -322,13 +328,12 @@ class TwoStateModel:
         return n
 
     @torch.no_grad()
-    def sequence_inputs(self, model: GeneSpliceModel, graph: GraphInputs,
-                        seq: SequenceInputs | None, rows: Tensor) -> SequenceInputs | None:
-        """Embeddings-mode sequence inputs for ``rows``: the genes of their receptive field."""
+    def _embedded(self, model: GeneSpliceModel, seq: SequenceInputs | None,
+                  gene_field: Tensor) -> SequenceInputs | None:
+        """Embeddings-mode sequence inputs of the genes where ``gene_field`` is True."""
         if seq is None or not model.config.uses_sequence:
             return None
-        field = receptive_field(graph, rows, self.n_layers)["gene"]
-        idx = torch.nonzero(field[seq.gene_rows]).squeeze(1)
+        idx = torch.nonzero(gene_field[seq.gene_rows]).squeeze(1)
         if seq.embeddings is not None:
             return SequenceInputs(gene_rows=seq.gene_rows[idx], embeddings=seq.embeddings[idx])
         n_base = self._shared_prefix(seq)
@@ -352,22 +357,39 @@ class TwoStateModel:
             return None
         return SequenceInputs(gene_rows=seq.gene_rows[idx], embeddings=torch.cat(parts))
 
+    def _query(self, graph: GraphInputs, rows: Tensor) -> "_Query":
+        """The receptive field of ``rows`` and, where it is a small part of the graph, the
+        graph without the genes outside it (exact for ``rows``; the GAT's cost scales with
+        the number of nodes)."""
+        field = receptive_field(graph, rows, self.n_layers)["gene"]
+        n = graph.num_nodes["gene"]
+        if int(field.sum()) > self.compact_below * n:
+            return _Query(graph, rows, field, None)
+        small, _, new_index = drop_genes(graph, None, torch.nonzero(~field).squeeze(1))
+        return _Query(small, new_index[rows], field, new_index)
+
+    def sequence_inputs(self, model: GeneSpliceModel, query: "_Query",
+                        seq: SequenceInputs | None) -> SequenceInputs | None:
+        """``model``'s embeddings-mode sequence inputs for a prepared query."""
+        s = self._embedded(model, seq, query.field)
+        return s if query.new_index is None else remap_sequences(s, query.new_index)
+
     # -- queries ---------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
-                batch_size: int = 2048, progress: bool = False, desc: str = "predict"
+                batch_size: int = 20_000, progress: bool = False, desc: str = "predict"
                 ) -> tuple[Tensor, Tensor]:
         """``(prediction [g, t], has_sequence [g])`` for gene ``rows``."""
-        rows = torch.as_tensor(rows, dtype=torch.long)
-        batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        q = self._query(graph, torch.as_tensor(rows, dtype=torch.long))
+        batches = [q.rows[i:i + batch_size] for i in range(0, len(q.rows), batch_size)]
         level = profile = has = None
         bar = tqdm(total=len(batches) * len(self.models()), desc=desc, disable=not progress,
                    leave=False)
         for name, model in self.models():
-            s = self.sequence_inputs(model, graph, seq, rows)
+            s = self.sequence_inputs(model, q, seq)
             outs = []
             for b in batches:
-                outs.append(model(graph, s, b))
+                outs.append(model(q.graph, s, b))
                 bar.update()
             has = torch.cat([o.has_sequence for o in outs])
             if name in ("level", "both"):
@@ -383,27 +405,35 @@ class TwoStateModel:
         """Sequence, graph and fused views of ``rows`` from the profile-best weights (the
         weights behind the tissue profile)."""
         model = self.profile_model
-        rows = torch.as_tensor(rows, dtype=torch.long)
-        s = self.sequence_inputs(model, graph, seq, rows)
-        h_all, has = model.sequence_view(graph.num_nodes["gene"], s, rows)
-        h_seq = h_all[rows]
+        q = self._query(graph, torch.as_tensor(rows, dtype=torch.long))
+        s = self.sequence_inputs(model, q, seq)
+        h_all, has = model.sequence_view(q.graph.num_nodes["gene"], s, q.rows)
+        h_seq = h_all[q.rows]
         cfg = model.config
         if cfg.variant == "sequence_only":
-            return Embeddings(h_seq, None, h_seq, has[rows])
-        h_graph = model.graph_view(graph, h_all, rows)
+            return Embeddings(h_seq, None, h_seq, has[q.rows])
+        h_graph = model.graph_view(q.graph, h_all, q.rows)
         if cfg.variant == "graph_only":
-            return Embeddings(None, h_graph, h_graph, has[rows])
-        return Embeddings(h_seq, h_graph, model.fusion(h_seq, h_graph), has[rows])
+            return Embeddings(None, h_graph, h_graph, has[q.rows])
+        return Embeddings(h_seq, h_graph, model.fusion(h_seq, h_graph), has[q.rows])
 
-    def attention(self, graph: GraphInputs, seq: SequenceInputs | None, row: int,
-                  weights: str = "profile") -> list[dict[EdgeType, tuple[Tensor, Tensor]]]:
-        """GATv2 coefficients of every layer on the edges that reach gene ``row`` (see
-        :meth:`GeneSpliceModel.attention`), from the ``weights`` (``level`` / ``profile``)
-        model."""
+    def attention_into(self, graph: GraphInputs, seq: SequenceInputs | None, row: int,
+                       weights: str = "profile") -> dict[EdgeType, tuple[Tensor, Tensor]]:
+        """GATv2 attention on the edges into gene ``row`` from the ``weights`` (``level`` /
+        ``profile``) model: edge type → ``(source rows [e], weights [e, L])``, heads averaged
+        (:func:`~genesplice.models.attribution.attention_into`); gene rows are ``graph``'s."""
+        from genesplice.models.attribution import attention_into
+
         model = self.level_model if weights == "level" else self.profile_model
-        rows = torch.tensor([row])
-        s = self.sequence_inputs(model, graph, seq, rows)
-        return model.attention(restrict_graph(graph, rows, self.n_layers), s)
+        q = self._query(graph, torch.tensor([row]))
+        s = self.sequence_inputs(model, q, seq)
+        layers = model.attention(restrict_graph(q.graph, q.rows, self.n_layers), s)
+        out = attention_into(layers, int(q.rows[0]))
+        if q.new_index is None:
+            return out
+        old_of_new = torch.nonzero(q.new_index >= 0).squeeze(1)
+        return {et: ((old_of_new[src] if et[0] == "gene" else src), w)
+                for et, (src, w) in out.items()}
 
     def input_gradient(self, graph: GraphInputs, seq: SequenceInputs, row: int,
                        tokens: Tensor, tissue: int) -> Tensor:
@@ -412,14 +442,14 @@ class TwoStateModel:
         model's gradient of the level plus the profile model's gradient of the profile."""
         from genesplice.models.attribution import onehot_gradient
 
-        rows = torch.tensor([row])
+        q = self._query(graph, torch.tensor([row]))
         targets = {"level": lambda out: out.level[0],
                    "profile": lambda out: out.profile[0, tissue],
                    "both": lambda out: out.level[0] + out.profile[0, tissue]}
         total = None
         for name, model in self.models():
-            s = self.sequence_inputs(model, graph, seq, rows)
-            grad = onehot_gradient(model, graph, s, row, tokens, targets[name])
+            s = self.sequence_inputs(model, q, seq)
+            grad = onehot_gradient(model, q.graph, s, int(q.rows[0]), tokens, targets[name])
             total = grad if total is None else total + grad
         return total
 
@@ -435,3 +465,11 @@ class TwoStateModel:
                                     mask=torch.ones_like(all_tokens, dtype=torch.bool))
         pred, _ = self.predict(g2, s2, copies)
         return pred[1:] - pred[:1]
+
+
+@dataclass(frozen=True)
+class _Query:
+    graph: GraphInputs           # the graph the model runs on (compacted or not)
+    rows: Tensor                 # the query rows in that graph
+    field: Tensor                # [n_genes] bool, receptive field in the original graph
+    new_index: Tensor | None     # original gene row -> compacted row (-1 outside the field)

@@ -125,9 +125,10 @@ def test_drop_then_append_reproduces_a_gene(two_state):
 
 def test_attention_on_restricted_edges_equals_a_larger_field(two_state):
     tsm, graph, seq = two_state
-    layers = tsm.attention(graph, seq, 3)
-    sub = attention_into(layers, 3)
+    sub = tsm.attention_into(graph, seq, 3)
     assert set(sub) == {ANN, REG}                       # GO term 2 and TF 1 point at gene 3
+    assert tsm._query(graph, torch.tensor([3])).new_index is not None   # compacted: 3 of 8 genes
+    assert sub[REG][0].tolist() == [1] and sub[ANN][0].tolist() == [2]  # original numbering
     for src, w in sub.values():
         assert w.shape == (len(src), 2)
         torch.testing.assert_close(w.sum(0), torch.ones(2))       # softmax per relation/layer
@@ -143,7 +144,8 @@ def _prediction_at_onehot(tsm, graph, seq, row, tokens, tissue, onehot):
     """Prediction with gene ``row``'s one-hot input replaced by ``onehot [4, l]`` (any reals)."""
     total = 0.0
     for name, model in tsm.models():
-        s = tsm.sequence_inputs(model, graph, seq, torch.tensor([row]))
+        q = tsm._query(graph, torch.tensor([row]))
+        s = tsm.sequence_inputs(model, q, seq)
         stem = model.sequence_encoder.stem[0]
 
         def swap(_module, args):
@@ -156,9 +158,9 @@ def _prediction_at_onehot(tsm, graph, seq, row, tokens, tissue, onehot):
             emb = model.sequence_encoder(tokens[None], torch.ones(1, len(tokens), dtype=torch.bool))
         finally:
             handle.remove()
-        hit = torch.nonzero(s.gene_rows == row).squeeze(1)
+        hit = torch.nonzero(s.gene_rows == q.rows[0]).squeeze(1)
         s2 = SequenceInputs(gene_rows=s.gene_rows, embeddings=s.embeddings.index_put((hit,), emb))
-        out = model(graph, s2, torch.tensor([row]))
+        out = model(q.graph, s2, q.rows)
         total = total + (out.level[0] if name == "level" else out.profile[0, tissue])
     return total
 

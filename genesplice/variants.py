@@ -1,0 +1,362 @@
+"""Variants → the genes whose sequence window they touch, with reference and alternative windows.
+
+The model's sequence input for a gene is its EPDnew core promoter (−49..+10 around the TSS,
+60 bp, gene strand). The promoter FASTA carries no coordinates, so each promoter is *located*
+in a genome FASTA: starting from the gene's TSS in a TSS table (hg38 for the bundled files),
+the promoter's exact 60-mer is searched on the gene's strand within ``search_bp`` of that TSS
+and the hit closest to it is taken (EPDnew and GENCODE/FANTOM TSSs differ by up to a few kb).
+Genes whose TSS the genome does not hold, or whose promoter is not found, are counted in the
+:class:`LocateReport`, never silently dropped.
+
+Variants come as a DataFrame or a VCF / TSV file (``chrom, pos, ref, alt``, 1-based ``pos`` as
+in VCF; optional ``id``) and are read in chunks, so memory stays flat however many there are.
+Each variant that overlaps a located window is checked against the genome FASTA (a reference
+mismatch is an error naming the variant) and gives a pair of token windows (reference,
+alternative) for that gene. Substitutions of any length (SNVs, MNPs) are scored; indels and
+symbolic alleles are counted and skipped.
+
+Coordinates are 0-based half-open internally; the 1-based ``pos`` is converted where read.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genesplice.annotations.io import open_text
+from genesplice.errors import GeneSpliceInputError
+from genesplice.sequence.encode import decode_tokens, encode_sequence, reverse_complement
+from genesplice.sequence.fasta import GenomeWindows, canonical_chrom
+
+log = logging.getLogger(__name__)
+
+VARIANT_COLUMNS = ["variant_id", "chrom", "pos", "ref", "alt"]
+_BASES = set("ACGTN")
+
+
+# ----------------------------------------------------------------------------- genome
+
+class Genome:
+    """One or more indexed FASTAs read as one genome (e.g. the bundled hg38 chr2 and chr17
+    regions). Each query goes to the first FASTA that holds the position."""
+
+    def __init__(self, fasta_paths: Sequence[str | os.PathLike] | str | os.PathLike) -> None:
+        if isinstance(fasta_paths, (str, os.PathLike)):
+            fasta_paths = [fasta_paths]
+        self.paths = [Path(p) for p in fasta_paths]
+        if not self.paths:
+            raise GeneSpliceInputError("no genome FASTA given (expected at least one path)")
+        self.parts = [GenomeWindows(p) for p in self.paths]
+
+    def part_for(self, chrom: str, pos0: int) -> GenomeWindows | None:
+        for part in self.parts:
+            if part.covers(chrom, pos0):
+                return part
+        return None
+
+    def fetch_text(self, chrom: str, start0: int, end0: int) -> str:
+        """Forward-strand bases of ``[start0, end0)`` (``-`` where the genome has no sequence)."""
+        part = self.part_for(chrom, start0)
+        if part is None:
+            return "-" * (end0 - start0)
+        tokens, mask = part.fetch(chrom, start0, end0, "+")
+        text = np.array(list(decode_tokens(tokens)))
+        text[~mask.numpy()] = "-"
+        return "".join(text)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+    def __repr__(self) -> str:
+        return f"Genome({[p.name for p in self.paths]})"
+
+
+# ----------------------------------------------------------------------------- promoter windows
+
+@dataclass(frozen=True)
+class LocateReport:
+    """How many promoter windows were placed on the genome (and why the others were not)."""
+
+    n_genes: int                     # genes with a promoter sequence
+    n_located: int
+    n_at_tss: int                    # found exactly at the TSS table's position
+    n_no_tss: int                    # gene absent from the TSS table
+    n_tss_outside_genome: int        # the genome FASTA does not hold the TSS
+    n_not_found: int                 # promoter 60-mer not within search_bp of the TSS
+    not_found_examples: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return (f"{self.n_located} of {self.n_genes} promoter windows located on the genome "
+                f"({self.n_at_tss} exactly at the TSS table's TSS); not located: "
+                f"{self.n_no_tss} without a TSS, {self.n_tss_outside_genome} with a TSS the "
+                f"genome FASTA does not hold, {self.n_not_found} not found near their TSS"
+                + (f" (e.g. {', '.join(self.not_found_examples)})"
+                   if self.not_found_examples else ""))
+
+
+def locate_promoters(promoters: pd.Series, tss: pd.DataFrame, genome: Genome, *,
+                     tss_index: int = 49, search_bp: int = 10_000
+                     ) -> tuple[pd.DataFrame, LocateReport]:
+    """Place promoter sequences on the genome.
+
+    ``promoters``: gene id → sequence on the gene's strand (TSS at ``tss_index``).
+    ``tss``: a TSS table (:mod:`genesplice.sequence.tss` layout) whose ``gene_id`` uses the
+    same ids. Returns one row per located window — ``gene_id, chrom, start0, end0, strand,
+    tss0`` (genomic, 0-based) and ``shift_bp`` (promoter TSS minus table TSS, along the gene's
+    strand) — and a :class:`LocateReport` (also logged).
+    """
+    tss = tss.drop_duplicates("gene_id").set_index("gene_id")
+    rows, n_no_tss, n_outside, not_found, n_at = [], 0, 0, [], 0
+    for gene, sequence in promoters.items():
+        if gene not in tss.index:
+            n_no_tss += 1
+            continue
+        rec = tss.loc[gene]
+        chrom, t, strand = str(rec["chrom"]), int(rec["tss"]), str(rec["strand"])
+        part = genome.part_for(chrom, t)
+        if part is None:
+            n_outside += 1
+            continue
+        length = len(sequence)
+        up = search_bp + tss_index
+        down = search_bp + length - tss_index
+        win = part.window(chrom, t, strand, up, down)
+        text = decode_tokens(win.tokens)
+        hits, start = [], text.find(sequence)
+        while start >= 0:
+            hits.append(start)
+            start = text.find(sequence, start + 1)
+        if not hits:
+            not_found.append(gene)
+            continue
+        j = min(hits, key=lambda h: abs(h + tss_index - up))
+        shift = j + tss_index - up                       # along the gene's strand
+        n_at += shift == 0
+        if strand == "+":
+            tss0 = t + shift
+            start0 = tss0 - tss_index
+        else:
+            tss0 = t - shift
+            start0 = tss0 - (length - tss_index) + 1
+        rows.append((gene, canonical_chrom(chrom), start0, start0 + length, strand, tss0, shift))
+    table = pd.DataFrame(rows, columns=["gene_id", "chrom", "start0", "end0", "strand", "tss0",
+                                        "shift_bp"])
+    report = LocateReport(n_genes=len(promoters), n_located=len(table), n_at_tss=int(n_at),
+                          n_no_tss=n_no_tss, n_tss_outside_genome=n_outside,
+                          n_not_found=len(not_found), not_found_examples=tuple(not_found[:5]))
+    log.info("%s", report.summary())
+    return table, report
+
+
+class WindowIndex:
+    """Overlap queries of variants against located windows, per chromosome (sorted starts)."""
+
+    def __init__(self, windows: pd.DataFrame) -> None:
+        self.windows = windows.reset_index(drop=True)
+        self.max_len = int((windows["end0"] - windows["start0"]).max()) if len(windows) else 0
+        self._by_chrom: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for chrom, sub in self.windows.groupby("chrom", sort=False):
+            order = np.argsort(sub["start0"].to_numpy(), kind="stable")
+            self._by_chrom[chrom] = (sub["start0"].to_numpy()[order],
+                                     sub["end0"].to_numpy()[order], sub.index.to_numpy()[order])
+
+    def overlaps(self, chrom: np.ndarray, start0: np.ndarray, end0: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """``(variant positions, window rows)`` of every overlapping (variant, window) pair."""
+        var_idx, win_idx = [], []
+        keys = pd.Series(chrom).map(canonical_chrom).to_numpy()
+        for key, (starts, ends, rows) in self._by_chrom.items():
+            on = np.flatnonzero(keys == key)
+            if not len(on):
+                continue
+            lo = np.searchsorted(starts, start0[on] - self.max_len + 1, side="left")
+            hi = np.searchsorted(starts, end0[on], side="left")
+            for i in np.flatnonzero(hi > lo):
+                v = on[i]
+                for k in range(lo[i], hi[i]):
+                    if ends[k] > start0[v] and starts[k] < end0[v]:
+                        var_idx.append(v)
+                        win_idx.append(rows[k])
+        return np.asarray(var_idx, dtype=np.int64), np.asarray(win_idx, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- reading variants
+
+@dataclass
+class VariantReport:
+    """Counts over every variant read (filled while streaming)."""
+
+    n_variants: int = 0              # rows read (multi-allelic ALT split into one per allele)
+    n_in_windows: int = 0            # variants overlapping at least one located window
+    n_pairs: int = 0                 # (variant, gene) pairs scored
+    n_skipped_indel: int = 0         # ref and alt of different lengths
+    n_skipped_symbolic: int = 0      # alt '.', '*' or '<...>'
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.n_variants:,} variants read; {self.n_in_windows:,} overlap a located "
+                f"promoter window ({self.n_pairs:,} variant-gene pairs scored); skipped "
+                f"{self.n_skipped_indel:,} indels and {self.n_skipped_symbolic:,} symbolic "
+                f"alleles (not scored)")
+
+
+def _vcf_header_line(path: Path) -> tuple[int, bool]:
+    """(0-based line number of the column header, whether the file is a VCF)."""
+    with open_text(path) as fh:
+        for i, line in enumerate(fh):
+            if line.startswith("##"):
+                continue
+            return i, line.startswith("#CHROM")
+    raise GeneSpliceInputError("no header line (expected '#CHROM POS ID REF ALT' or a TSV "
+                               "header with chrom, pos, ref, alt)", path=path)
+
+
+def _normalise(chunk: pd.DataFrame, *, path: Path | None, first_line: int | None
+               ) -> pd.DataFrame:
+    cols = {c: c.lstrip("#").strip().lower() for c in chunk.columns}
+    chunk = chunk.rename(columns=cols)
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in chunk.columns]
+    if missing:
+        raise GeneSpliceInputError(f"variant table lacks column(s) {missing} (expected chrom, "
+                                   f"pos (1-based), ref, alt; found {list(chunk.columns)})",
+                                   path=path, line=first_line)
+    line = (np.arange(len(chunk)) + first_line + 1) if first_line is not None else \
+        np.full(len(chunk), -1)
+    pos = pd.to_numeric(chunk["pos"], errors="coerce")
+    bad = pos.isna() | (pos < 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise GeneSpliceInputError(f"pos must be a 1-based integer (found "
+                                   f"{chunk['pos'].iloc[i]!r})", path=path,
+                                   line=int(line[i]) if line[i] > 0 else None)
+    out = pd.DataFrame({
+        "chrom": chunk["chrom"].astype(str).to_numpy(),
+        "pos": pos.astype("int64").to_numpy(),
+        "ref": chunk["ref"].astype(str).str.upper().to_numpy(),
+        "alt": chunk["alt"].astype(str).str.upper().to_numpy(),
+        "line": line,
+    })
+    given = (chunk["id"].astype(str).to_numpy() if "id" in chunk.columns
+             else np.full(len(chunk), "."))
+    out["given_id"] = np.where(pd.Series(given).isin([".", "", "nan"]), None, given)
+    if out["alt"].str.contains(",").any():          # multi-allelic: one row per allele
+        out = out.assign(alt=out["alt"].str.split(",")).explode("alt", ignore_index=True)
+    default = out["chrom"] + ":" + out["pos"].astype(str) + ":" + out["ref"] + ">" + out["alt"]
+    out.insert(0, "variant_id", out.pop("given_id").fillna(default))
+    bad_ref = ~out["ref"].map(lambda s: bool(s) and set(s) <= _BASES)
+    if bad_ref.any():
+        i = int(np.flatnonzero(bad_ref.to_numpy())[0])
+        raise GeneSpliceInputError(f"variant {out['variant_id'].iloc[i]}: ref must be bases "
+                                   f"A/C/G/T/N (found {out['ref'].iloc[i]!r})", path=path,
+                                   line=int(out["line"].iloc[i]) if out["line"].iloc[i] > 0
+                                   else None)
+    return out
+
+
+def iter_variants(variants: pd.DataFrame | str | os.PathLike, chunk_size: int = 10_000
+                  ) -> Iterator[pd.DataFrame]:
+    """Chunks of at most ``chunk_size`` variants with columns ``variant_id, chrom, pos, ref,
+    alt, line`` (``pos`` 1-based; ``line`` the file line, -1 for a DataFrame).
+
+    A path is read lazily: a VCF (``##`` meta lines, then ``#CHROM POS ID REF ALT ...``) or a
+    tab-separated table with ``chrom, pos, ref, alt`` (and optionally ``id``) columns, plain or
+    ``.gz``.
+    """
+    if isinstance(variants, pd.DataFrame):
+        for i in range(0, len(variants), chunk_size):
+            yield _normalise(variants.iloc[i:i + chunk_size], path=None, first_line=None)
+        return
+    path = Path(variants)
+    if not path.exists():
+        raise GeneSpliceInputError("variant file not found", path=path)
+    header, is_vcf = _vcf_header_line(path)
+    usecols = (lambda c: c.lstrip("#").lower() in ("chrom", "pos", "id", "ref", "alt"))
+    line = header + 1                               # 1-based line of the header
+    with open_text(path) as fh:
+        reader = pd.read_csv(fh, sep="\t", skiprows=header, dtype=str, chunksize=chunk_size,
+                             usecols=usecols, keep_default_na=False)
+        for chunk in reader:
+            yield _normalise(chunk, path=path, first_line=line)
+            line += len(chunk)
+
+
+@dataclass(frozen=True)
+class VariantWindows:
+    """Reference and alternative token windows of (variant, gene) pairs of one chunk."""
+
+    variants: pd.DataFrame          # one row per pair: variant columns + gene_id + offsets
+    ref_tokens: torch.Tensor        # [p, l] the gene's sequence input
+    alt_tokens: torch.Tensor        # [p, l] with the alternative allele
+
+
+def variant_windows(chunk: pd.DataFrame, index: WindowIndex, sequences: dict[str, torch.Tensor],
+                    genome: Genome, report: VariantReport, *, path: str | os.PathLike | None = None
+                    ) -> VariantWindows | None:
+    """Pairs of ``chunk``'s variants with the located windows they overlap.
+
+    ``sequences``: gene id → the model's token window of that gene (what was located).
+    Each overlapping variant's reference allele is checked against ``genome``; a mismatch raises
+    :class:`GeneSpliceInputError` naming the variant. Updates ``report``.
+    """
+    report.n_variants += len(chunk)
+    symbolic = chunk["alt"].isin([".", "*", ""]) | chunk["alt"].str.startswith("<")
+    indel = ~symbolic & (chunk["ref"].str.len() != chunk["alt"].str.len())
+    report.n_skipped_symbolic += int(symbolic.sum())
+    report.n_skipped_indel += int(indel.sum())
+    if (symbolic | indel).any() and len(report.skipped_examples) < 5:
+        report.skipped_examples += list(chunk.loc[symbolic | indel, "variant_id"]
+                                        .head(5 - len(report.skipped_examples)))
+    usable = chunk[~(symbolic | indel)].reset_index(drop=True)
+    start0 = usable["pos"].to_numpy() - 1
+    end0 = start0 + usable["ref"].str.len().to_numpy()
+    var_idx, win_idx = index.overlaps(usable["chrom"].to_numpy(), start0, end0)
+    if not len(var_idx):
+        return None
+    report.n_in_windows += len(np.unique(var_idx))
+    report.n_pairs += len(var_idx)
+    windows = index.windows
+    refs, alts, offsets = [], [], []
+    checked: set[int] = set()
+    for v, w in zip(var_idx.tolist(), win_idx.tolist()):
+        var = usable.iloc[v]
+        win = windows.iloc[w]
+        if v not in checked:
+            found = genome.fetch_text(var["chrom"], int(start0[v]), int(end0[v]))
+            if found != var["ref"]:
+                raise GeneSpliceInputError(
+                    f"variant {var['variant_id']} ({var['chrom']}:{var['pos']} "
+                    f"{var['ref']}>{var['alt']}): reference allele {var['ref']} does not match "
+                    f"the genome FASTA, which has {found} there "
+                    f"({', '.join(p.name for p in genome.paths)})",
+                    path=path, line=int(var["line"]) if var["line"] > 0 else None)
+            checked.add(v)
+        ref_tokens = sequences[win["gene_id"]]
+        alt = ref_tokens.clone()
+        allele = var["alt"] if win["strand"] == "+" else reverse_complement(var["alt"])
+        bases = encode_sequence(allele)
+        lo, hi = max(int(start0[v]), int(win["start0"])), min(int(end0[v]), int(win["end0"]))
+        if win["strand"] == "+":
+            for p in range(lo, hi):
+                alt[p - int(win["start0"])] = bases[p - int(start0[v])]
+            offset = lo - int(win["tss0"])
+        else:
+            for p in range(lo, hi):
+                # genomic p sits at index end0-1-p of the minus-strand window, and at index
+                # (end0_var-1-p) of the reverse-complemented allele
+                alt[int(win["end0"]) - 1 - p] = bases[int(end0[v]) - 1 - p]
+            offset = int(win["tss0"]) - (hi - 1)
+        refs.append(ref_tokens)
+        alts.append(alt)
+        offsets.append(offset)
+    pairs = usable.iloc[var_idx][["variant_id", "chrom", "pos", "ref", "alt"]].reset_index(drop=True)
+    pairs["gene_id"] = windows["gene_id"].to_numpy()[win_idx]
+    pairs["strand"] = windows["strand"].to_numpy()[win_idx]
+    pairs["offset_to_tss"] = offsets
+    return VariantWindows(pairs, torch.stack(refs), torch.stack(alts))
