@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -283,19 +282,9 @@ def to_toml(data: Mapping[str, Any]) -> str:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     """Write ``cfg`` as TOML atomically (temp file in the same folder + ``os.replace``)."""
-    path = Path(path)
-    text = to_toml(config_to_dict(cfg))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from genesplice.fileio import atomic_write_text
+
+    return atomic_write_text(path, to_toml(config_to_dict(cfg)))
 
 
 def with_overrides(cfg: T, overrides: Iterable[str]) -> T:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
-import numpy as np
 import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver, strip_isoform

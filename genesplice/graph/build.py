@@ -85,7 +85,7 @@ def _read_universe(recipe: Recipe, resolver: GeneResolver, stats: dict) -> list[
     path = recipe.path(g.universe_file)
     rep = ParseReport(source=str(path))
     if g.universe == "expression" or g.universe_column:
-        from genesplice.annotations.validate import read_bytes, scan_lines
+        from genesplice.annotations.validate import read_bytes
         head = read_bytes(path).split(b"\n", 1)[0].decode("utf-8", "replace").split("\t")
         has_header = g.universe_column in head
     else:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import pandas as pd
 import torch
 
 from genesplice.errors import GeneSpliceInputError
+from genesplice.fileio import atomic_write
 
 NODE_TYPES = ("gene", "go_term", "pathway")
 EdgeType = tuple[str, str, str]
@@ -55,20 +55,7 @@ def parse_edge_key(key: str) -> EdgeType:
     return a, b, c
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_atomic_write = atomic_write   # one atomic-write helper for the package
 
 
 @dataclass

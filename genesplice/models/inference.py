@@ -19,14 +19,14 @@ Letters: g genes, t tissues, l bases, d width, e edges, s sequences, k new genes
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genesplice.models.model import GeneSpliceModel, GraphInputs, ModelOutput, SequenceInputs
+from genesplice.models.model import GeneSpliceModel, GraphInputs, SequenceInputs
 from genesplice.sequence.encode import PAD_INDEX
 
 EdgeType = tuple[str, str, str]

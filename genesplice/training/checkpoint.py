@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from genesplice.fileio import atomic_write
 
 from genesplice.errors import GeneSpliceInputError
 
@@ -126,20 +127,13 @@ def save_checkpoint(path: str | os.PathLike, *, model_state: Mapping[str, torch.
         "extra": dict(extra or {}),
     }
     _check_plain(payload, "root")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu"

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from genesplice.errors import GeneSpliceInputError
+from genesplice.fileio import atomic_write_text
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence.encode import N_BASES, PAD_INDEX, encode_sequence, reverse_complement_tokens
 from genesplice.sequence.fasta import GenomeWindows, canonical_chrom
@@ -553,17 +554,7 @@ def to_markdown(table: pd.DataFrame, cohort: CohortReport, notes: Sequence[str],
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def _flank_label(flank_bp: int) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genesplice.fileio import atomic_write_text
 from genesplice.training.metrics import EvaluationResult, align
 
 SUMMARY_COLUMNS = ("pearson_tissue", "spearman_tissue", "r2_tissue", "pearson_gene",
@@ -42,15 +43,7 @@ def _slug(name: str) -> str:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def _save_figure(fig, path: Path) -> None:

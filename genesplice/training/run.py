@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from genesplice.config import RunConfig, config_to_dict
+from genesplice.fileio import atomic_write, atomic_write_text
 from genesplice.models.graph_encoder import GraphEncoderConfig
 from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
@@ -171,15 +172,11 @@ def write_predictions(path: str | os.PathLike, data: TrainingData, pred: np.ndar
     df = pd.DataFrame(pred[has], columns=data.tissues)
     df.insert(0, "gene_symbol", [data.display_symbols.get(g, g) for g in genes])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, float_format="%.5f")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.5f"))
     splits = pd.DataFrame({"gene_symbol": df["gene_symbol"], "graph_gene_id": genes,
                            "split": data.split_of().reindex(genes).to_numpy()})
-    tmp = path.with_name(f".{path.stem}.splits.tmp")
-    splits.to_csv(tmp, index=False)
-    os.replace(tmp, path.with_name(f"{path.stem}.splits.csv"))
+    atomic_write(path.with_name(f"{path.stem}.splits.csv"),
+                 lambda tmp: splits.to_csv(tmp, index=False))
     save_json(path.with_name(f"{path.stem}.meta.json"),
               {"unit": unit, "n_genes": int(len(df)), "tissues": list(data.tissues),
                "columns": "gene_symbol (as in the expression table), then one per tissue"})
@@ -187,9 +184,7 @@ def write_predictions(path: str | os.PathLike, data: TrainingData, pred: np.ndar
 
 
 def save_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=float))
 
 
 def timed(seconds: dict, key: str):
