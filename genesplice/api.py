@@ -122,7 +122,7 @@ class GeneSplice:
     def load(cls, checkpoint: str | os.PathLike, *, graph=None,
              expression: str | os.PathLike | None = None, tss: str | os.PathLike | None = None,
              genome: Sequence[str | os.PathLike] | None = None,
-             genes: Sequence[str] | None = None, progress: bool = True) -> "GeneSplice":
+             genes: Sequence[str] | None = None, progress: bool = True) -> GeneSplice:
         """Load a checkpoint written by training (``weights_only=True``).
 
         The training data are rebuilt from the checkpoint's stored run config; ``graph`` (a
@@ -165,7 +165,7 @@ class GeneSplice:
 
     @classmethod
     def _assemble(cls, args, level_state, profile_state, data, graph, *, config, checkpoint,
-                  genome, tss, model=None) -> "GeneSplice":
+                  genome, tss, model=None) -> GeneSplice:
         from genesplice.models.inference import TwoStateModel
         from genesplice.training.run import build_model
 
@@ -185,10 +185,11 @@ class GeneSplice:
                    genome: Sequence[str | os.PathLike] | None = None,
                    out_dir: str | os.PathLike = "runs/genesplice", variant: str = "fused",
                    config=None, epochs: int | None = None, genes: Sequence[str] | None = None,
-                   progress: bool = True) -> "GeneSplice":
+                   progress: bool = True) -> GeneSplice:
         """Everything from input paths in one call.
 
-        With ``checkpoint``: :meth:`load` with these paths. Without: the graph is loaded from
+        With ``checkpoint``: :meth:`load` with these paths (``genes``: the labelled subset it
+        was trained on, if any). Without: the graph is loaded from
         ``graph`` (a built-graph folder; built there from ``recipe`` — default
         ``graphs/human_default.toml`` — when it holds none), the training data are assembled
         from ``expression`` / ``tss`` (the bundled files by default) and a ``variant`` model is
@@ -200,10 +201,14 @@ class GeneSplice:
         """
         if checkpoint is not None:
             return cls.load(checkpoint, graph=graph, expression=expression, tss=tss,
-                            genome=genome, progress=progress)
+                            genome=genome, genes=genes, progress=progress)
         from genesplice.config import RunConfig
-        from genesplice.training.run import (fit_ridge, load_graph, prepare_from_config,
-                                             train_variant)
+        from genesplice.training.run import (
+            fit_ridge,
+            load_graph,
+            prepare_from_config,
+            train_variant,
+        )
 
         cfg = config or RunConfig()
         data_cfg = cfg.data
@@ -649,7 +654,7 @@ class GeneSplice:
         j = int(hit[0])
         return decode_tokens(self._seq.tokens[j][self._seq.mask[j]])
 
-    def without_genes(self, genes: Iterable[str] | str) -> "GeneSplice":
+    def without_genes(self, genes: Iterable[str] | str) -> GeneSplice:
         """A copy whose graph lacks these genes (nodes, edges, sequences, membership rows) —
         e.g. to check that a gene is predicted from its sequence and annotations alone
         (pass them to :meth:`predict` under its name). The model is shared."""
@@ -717,8 +722,11 @@ class GeneSplice:
         ``ism_window``) and ``ism`` (prediction minus the mean over the three alternatives:
         positive where the reference base raises the prediction). ``ism_window``:
         ``(start, end)`` offsets to the TSS, end exclusive (default: the whole window)."""
-        from genesplice.models.attribution import (gradient_x_input, ism_table,
-                                                   single_base_mutants)
+        from genesplice.models.attribution import (
+            gradient_x_input,
+            ism_table,
+            single_base_mutants,
+        )
 
         gid, row = self._row_of(gene)
         (col,) = self._tissue_columns(tissue)
@@ -844,7 +852,12 @@ class GeneSplice:
         from tqdm.auto import tqdm
 
         from genesplice.models.inference import copy_genes
-        from genesplice.variants import VariantReport, WindowIndex, iter_variants, variant_windows
+        from genesplice.variants import (
+            VariantReport,
+            WindowIndex,
+            iter_variants,
+            variant_windows,
+        )
 
         columns = self._tissue_columns(tissues)
         cols_idx = [self.tissues.index(c) for c in columns]

@@ -31,7 +31,11 @@ import torch
 
 from genesplice.annotations.io import open_text
 from genesplice.errors import GeneSpliceInputError
-from genesplice.sequence.encode import decode_tokens, encode_sequence, reverse_complement
+from genesplice.sequence.encode import (
+    decode_tokens,
+    encode_sequence,
+    reverse_complement,
+)
 from genesplice.sequence.fasta import GenomeWindows, canonical_chrom
 
 log = logging.getLogger(__name__)
@@ -207,13 +211,12 @@ class VariantReport:
                 f"alleles (not scored)")
 
 
-def _vcf_header_line(path: Path) -> tuple[int, bool]:
-    """(0-based line number of the column header, whether the file is a VCF)."""
+def _header_line(path: Path) -> int:
+    """0-based line number of the column header (after a VCF's ``##`` meta lines)."""
     with open_text(path) as fh:
         for i, line in enumerate(fh):
-            if line.startswith("##"):
-                continue
-            return i, line.startswith("#CHROM")
+            if not line.startswith("##"):
+                return i
     raise GeneSpliceInputError("no header line (expected '#CHROM POS ID REF ALT' or a TSV "
                                "header with chrom, pos, ref, alt)", path=path)
 
@@ -276,7 +279,7 @@ def iter_variants(variants: pd.DataFrame | str | os.PathLike, chunk_size: int = 
     path = Path(variants)
     if not path.exists():
         raise GeneSpliceInputError("variant file not found", path=path)
-    header, is_vcf = _vcf_header_line(path)
+    header = _header_line(path)
     usecols = (lambda c: c.lstrip("#").lower() in ("chrom", "pos", "id", "ref", "alt"))
     line = header + 1                               # 1-based line of the header
     with open_text(path) as fh:

@@ -18,11 +18,11 @@ import torch
 
 from genesplice.api import GeneSplice
 from genesplice.cli import main
-from genesplice.config import DataConfig, RunConfig, TrainConfig
+from genesplice.config import RunConfig, TrainConfig
 from genesplice.errors import GeneSpliceInputError
 from genesplice.knowledge import knowledge_path
-from genesplice.sequence.fasta import GenomeWindows
 from genesplice.sequence.encode import decode_tokens
+from genesplice.sequence.fasta import GenomeWindows
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH_DIR = ROOT / "graphs" / "built" / "human_default"      # git-ignored build cache
@@ -33,32 +33,24 @@ TISSUES = ["liver", "skeletal muscle"]
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """One epoch of the fused model on ~400 labelled genes, checkpointed exactly as
-    ``train_variant`` does (its all-genes prediction pass is left out to keep this quick)."""
-    from genesplice.config import config_to_dict
-    from genesplice.training.loop import train_model
-    from genesplice.training.run import (build_model, fit_ridge, load_graph, model_args,
-                                         model_config, prepare_from_config,
-                                         promoter_encoder_config, warm_start_from_ridge)
+    """``GeneSplice.from_files``: one epoch of the fused model on ~400 labelled genes (graph,
+    promoters and expression table are the full bundled ones), checkpointed by
+    ``train_variant``."""
+    from genesplice.training.checkpoint import load_checkpoint
+    from genesplice.training.run import load_graph
 
     out = tmp_path_factory.mktemp("api_run")
     kg = load_graph(GRAPH_DIR, progress=False)       # built once there when absent
-    cfg = RunConfig(name="api-test", out_dir=str(out),
-                    data=DataConfig(graph_path=str(GRAPH_DIR)),
-                    train=TrainConfig(epochs=1, batch_size=128, warmup_steps=1, seed=0))
     genes = kg.node_ids["gene"][::50] + ["ALB", "MYH4", "TP53", "MYC"]
-    data = prepare_from_config(cfg, graph=kg, genes=genes, progress=False)
-    ridge = fit_ridge(data, cfg)
-    torch.manual_seed(cfg.train.seed)
-    args = model_args(data, model_config("fused"), promoter_encoder_config())
-    model = build_model(args)
-    warm_start_from_ridge(model, ridge, data)
-    result = train_model(model, data, cfg.train, checkpoint_path=out / "fused.pt",
-                         config_dict=config_to_dict(cfg), model_args=args, progress=False)
+    cfg = RunConfig(name="api-test", train=TrainConfig(epochs=1, batch_size=128, warmup_steps=1,
+                                                       seed=0))
+    fresh = GeneSplice.from_files(graph=GRAPH_DIR, out_dir=out, config=cfg, genes=genes,
+                                  progress=False)
     genes_file = out / "labelled_genes.txt"
     genes_file.write_text("\n".join(genes) + "\n")
-    return {"checkpoint": result.checkpoint_path, "result": result, "data": data, "graph": kg,
-            "cfg": cfg, "args": args, "genes": genes, "genes_file": genes_file}
+    ck = load_checkpoint(fresh.checkpoint)
+    return {"checkpoint": Path(fresh.checkpoint), "fresh": fresh, "graph": kg, "genes": genes,
+            "genes_file": genes_file, "extra": ck.extra}
 
 
 @pytest.fixture(scope="session")
@@ -81,11 +73,11 @@ def test_predict_dataframe_shape_labels_and_values(gs, trained):
     from genesplice.training.run import build_model
 
     # (queries use every promoter: gs.data, not the subset run's training data)
-    data, result = gs.data, trained["result"]
+    data, extra = gs.data, trained["extra"]
     rows = torch.tensor([data.gene_ids.index(g) for g in df.index])
     parts = []
-    for state in (result.level_state, result.profile_state):
-        model = build_model(trained["args"])
+    for state in (extra["level_state"], extra["profile_state"]):
+        model = build_model(extra["model_args"])
         model.load_state_dict(state)
         parts.append(predict_rows(model, data, rows))
     reference = parts[0].mean(1, keepdim=True) + parts[1] - parts[1].mean(1, keepdim=True)
@@ -285,6 +277,10 @@ def test_load_of_a_subset_run_needs_its_genes(trained):
         GeneSplice.load(trained["checkpoint"], graph=trained["graph"], progress=False)
 
 
+def gs_tissues(trained):
+    return list(trained["extra"]["tissues"])
+
+
 def test_cli_predict_genes_and_explain(trained, tmp_path, capsys):
     out = tmp_path / "preds.csv"
     assert main(["predict", "--checkpoint", str(trained["checkpoint"]), "--genes", "TP53",
@@ -292,7 +288,7 @@ def test_cli_predict_genes_and_explain(trained, tmp_path, capsys):
                  str(trained["genes_file"]), "--quiet"]) == 0
     df = pd.read_csv(out)
     assert list(df["gene_symbol"]) == ["TP53", "MYC"]
-    assert list(df.columns[1:]) == trained["data"].tissues
+    assert list(df.columns[1:]) == gs_tissues(trained)
     assert main(["predict", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out),
                  "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -312,7 +308,7 @@ def test_cli_predict_genes_and_explain(trained, tmp_path, capsys):
 def test_cli_predict_all_genes_writes_the_training_table_layout(gs, trained, tmp_path):
     """Without --genes: every gene of the expression table, through the same writer as a
     training run's predictions.csv (first column gene_symbol, tissues as in the table)."""
-    data = trained["data"]
+    data = gs.data
     out = tmp_path / "predictions.csv"
     assert main(["predict", "--checkpoint", str(trained["checkpoint"]), "--out", str(out),
                  "--graph", str(GRAPH_DIR), "--labelled-genes", str(trained["genes_file"]),
@@ -327,3 +323,13 @@ def test_cli_predict_all_genes_writes_the_training_table_layout(gs, trained, tmp
     np.testing.assert_allclose(sample.to_numpy(), api.to_numpy(), atol=1e-5)  # %.5f in CSV
     splits = pd.read_csv(out.with_name("predictions.splits.csv"))
     assert len(splits) == len(got) and set(splits["split"]) <= {"train", "val", "test", "none"}
+
+
+def test_from_files_object_matches_the_loaded_checkpoint(gs, trained):
+    """The object from_files returns (after training) answers as the reloaded checkpoint."""
+    fresh = trained["fresh"]
+    assert Path(fresh.checkpoint) == trained["checkpoint"] and trained["checkpoint"].exists()
+    a = fresh.predict(["ALB", "MYH4"], progress=False)
+    assert a.attrs["views"] == {"ALB": "sequence+graph", "MYH4": "sequence+graph"}
+    np.testing.assert_allclose(a.to_numpy(), gs.predict(["ALB", "MYH4"], progress=False).to_numpy(),
+                               atol=1e-6)

@@ -20,7 +20,12 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from genesplice.models.model import GeneSpliceModel, GraphInputs, ModelOutput, SequenceInputs
+from genesplice.models.model import (
+    GeneSpliceModel,
+    GraphInputs,
+    ModelOutput,
+    SequenceInputs,
+)
 from genesplice.sequence.encode import N_BASES
 
 EdgeType = tuple[str, str, str]

@@ -86,7 +86,7 @@ def _append_csr_rows(m: Tensor, new_rows: Sequence[Tensor]) -> Tensor:
 def _pad_cat(a: Tensor, b: Tensor, value) -> Tensor:
     """Concatenate ``[s, l1]`` and ``[k, l2]`` along rows, right-padding to the longer length."""
     length = max(a.shape[1], b.shape[1])
-    pad = lambda x: torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)  # noqa: E731
+    pad = lambda x: torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)
     return torch.cat([pad(a), pad(b)])
 
 
@@ -282,7 +282,7 @@ class TwoStateModel:
         self.compact_below = compact_below
         self._emb: dict[int, tuple[Tensor, Tensor]] = {}   # model id -> (embeddings, done)
 
-    def with_base(self, base: SequenceInputs | None) -> "TwoStateModel":
+    def with_base(self, base: SequenceInputs | None) -> TwoStateModel:
         """The same two models over other base sequences (fresh embedding cache)."""
         return TwoStateModel(self.level_model, self.profile_model, base, self.batch_size,
                              self.compact_below)
@@ -357,7 +357,7 @@ class TwoStateModel:
             return None
         return SequenceInputs(gene_rows=seq.gene_rows[idx], embeddings=torch.cat(parts))
 
-    def _query(self, graph: GraphInputs, rows: Tensor) -> "_Query":
+    def _query(self, graph: GraphInputs, rows: Tensor) -> _Query:
         """The receptive field of ``rows`` and, where it is a small part of the graph, the
         graph without the genes outside it (exact for ``rows``; the GAT's cost scales with
         the number of nodes)."""
@@ -368,7 +368,7 @@ class TwoStateModel:
         small, _, new_index = drop_genes(graph, None, torch.nonzero(~field).squeeze(1))
         return _Query(small, new_index[rows], field, new_index)
 
-    def sequence_inputs(self, model: GeneSpliceModel, query: "_Query",
+    def sequence_inputs(self, model: GeneSpliceModel, query: _Query,
                         seq: SequenceInputs | None) -> SequenceInputs | None:
         """``model``'s embeddings-mode sequence inputs for a prepared query."""
         s = self._embedded(model, seq, query.field)

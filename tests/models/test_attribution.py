@@ -8,12 +8,29 @@ effects) is tested in tests/test_api.py.
 import pytest
 import torch
 
-from genesplice.models.attribution import (attention_into, gradient_x_input, ism_table,
-                                           onehot_gradient, single_base_mutants)
+from genesplice.models.attribution import (
+    attention_into,
+    gradient_x_input,
+    ism_table,
+    onehot_gradient,
+    single_base_mutants,
+)
 from genesplice.models.graph_encoder import GraphEncoderConfig
-from genesplice.models.inference import (NewGeneEdges, TwoStateModel, append_genes, copy_genes,
-                                         drop_genes, receptive_field, restrict_graph)
-from genesplice.models.model import FusedModelConfig, GeneSpliceModel, GraphInputs, SequenceInputs
+from genesplice.models.inference import (
+    NewGeneEdges,
+    TwoStateModel,
+    append_genes,
+    copy_genes,
+    drop_genes,
+    receptive_field,
+    restrict_graph,
+)
+from genesplice.models.model import (
+    FusedModelConfig,
+    GeneSpliceModel,
+    GraphInputs,
+    SequenceInputs,
+)
 from genesplice.models.sequence_encoder import SequenceEncoder
 from genesplice.training.run import promoter_encoder_config
 
