@@ -281,10 +281,16 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x))
 
     sequences, n_seq = None, 0
+    checksums: dict[str, str] = {}
     if promoters is not None:
         pmap = to_graph_ids(pd.unique(promoters["gene_symbol"]), index, resolver)
         mapped = promoters.assign(graph_gene=promoters["gene_symbol"].map(pmap))
         report["promoters_not_in_graph"] = int(mapped["graph_gene"].isna().sum())
+        # fingerprint every mapped promoter (not just a restricted run's), so a checkpoint of a
+        # quick run on a gene subset still matches the same inputs when it is reloaded
+        first = mapped.dropna(subset=["graph_gene"]).drop_duplicates("graph_gene")
+        checksums["sequences"] = hashlib.sha256(
+            "\n".join(first["graph_gene"] + "\t" + first["sequence"]).encode()).hexdigest()
         if genes is not None:
             # a restricted (quick) run encodes only the sequences its genes can see: their
             # own and those of their gene → gene neighbours in the GAT
@@ -297,12 +303,10 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
         sequences, n_seq = promoter_inputs(gene_ids, mapped.dropna(subset=["graph_gene"]),
                                            id_column="graph_gene")
     report["genes_with_sequence"] = n_seq
-    checksums = {"expression": _fingerprint(np.nan_to_num(y, nan=-1.0)),
-                 "graph": _fingerprint(*[graph.data[et].edge_index.numpy()
-                                         for et in graph.data.edge_types]),
-                 "genes": hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()}
-    if sequences is not None:
-        checksums["sequences"] = _fingerprint(sequences.tokens.numpy(), sequences.gene_rows.numpy())
+    checksums.update({"expression": _fingerprint(np.nan_to_num(y, nan=-1.0)),
+                      "graph": _fingerprint(*[graph.data[et].edge_index.numpy()
+                                              for et in graph.data.edge_types]),
+                      "genes": hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()})
     log.info("training data: %s", report)
     return TrainingData(gene_ids=gene_ids, tissues=tissues, y=torch.from_numpy(y),
                         observed=torch.from_numpy(observed), rows=rows,

@@ -100,6 +100,10 @@ def predict_rows(model: GeneSpliceModel, data: TrainingData, rows: torch.Tensor,
     (either defaults to the model's current weights). The model's weights are restored after."""
     was_training = model.training
     current = _state(model) if (level_state or profile_state) else None
+    # copies: a caller may pass live tensors (model.state_dict()) that loading would overwrite
+    level_state = None if level_state is None else {k: v.clone() for k, v in level_state.items()}
+    if profile_state is not None:
+        profile_state = {k: v.clone() for k, v in profile_state.items()}
     model.eval()
 
     def run(state) -> ModelOutput:
