@@ -192,11 +192,15 @@ def _run_train(args: argparse.Namespace) -> int:
                              pretrained_encoder=args.pretrained_encoder,
                              progress=not args.quiet, resume=args.resume,
                              command="genesplice " + " ".join(sys.argv[1:]))
+    _print_metrics(summary)
+    return 0
+
+
+def _print_metrics(summary: dict) -> None:
     for name, m in summary["metrics"].items():
         print(f"{name}: per-tissue r {m['pearson_tissue']:.3f}, per-gene r "
               f"{m['pearson_gene']:.3f}, r2 {m['r2_tissue']:.3f}")
     print(f"report: {summary['report']}")
-    return 0
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -211,10 +215,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from genesplice.training.run import evaluate_run
 
     summary = evaluate_run(args.run, split=args.split)
-    for name, m in summary["metrics"].items():
-        print(f"{name}: per-tissue r {m['pearson_tissue']:.3f}, per-gene r "
-              f"{m['pearson_gene']:.3f}, r2 {m['r2_tissue']:.3f}")
-    print(f"report: {summary['report']}")
+    _print_metrics(summary)
     return 0
 
 

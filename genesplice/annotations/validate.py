@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genesplice.annotations.io import check_readable
 from genesplice.errors import GeneSpliceInputError
 
 logger = logging.getLogger("genesplice.annotations")
@@ -85,13 +86,7 @@ class ParseReport:
 # ---------------------------------------------------------------------------- raw bytes
 def read_bytes(path: str | os.PathLike) -> bytes:
     """Whole file, decompressed if ``.gz``; missing / empty / unreadable -> input error."""
-    path = Path(path)
-    if not path.exists():
-        raise GeneSpliceInputError("file not found", path=path)
-    if path.is_dir():
-        raise GeneSpliceInputError("expected a file, found a directory", path=path)
-    if path.stat().st_size == 0:
-        raise GeneSpliceInputError("file is empty", path=path)
+    path = check_readable(path)
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as fh:
