@@ -397,7 +397,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
         pred = predict_rows(model, data, torch.arange(data.n_genes),
                             level_state=ck.extra["level_state"],
                             profile_state=ck.extra["profile_state"]).numpy()
-        name = ckpt.stem.replace("_no_pretrain", " (no pretraining)")
+        name = ckpt.stem.replace("_no_pretraining", " (no pretraining)")
         predictions[name] = pred
     obs, preds, results = evaluate_models(data, predictions, split=split)
     unit = UNIT_LABELS.get(cfg.data.unit, cfg.data.unit)
