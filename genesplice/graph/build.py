@@ -163,6 +163,16 @@ def _filter_and_attach(anc: Ancestors, gene_codes: np.ndarray, term_codes: np.nd
     return g, t, fl, kept, info
 
 
+def _gene_edge_table(gene_ids, term_nodes, gene_codes, term_codes, flags, columns
+                     ) -> pd.DataFrame:
+    """gene → term/pathway edges as ids (``src``, ``dst``) plus float32 evidence columns."""
+    df = pd.DataFrame({"src": np.asarray(gene_ids, dtype=object)[gene_codes],
+                       "dst": np.asarray(term_nodes, dtype=object)[term_codes]})
+    for c in columns:
+        df[c] = flags[c].astype(np.float32)
+    return df
+
+
 def build_graph(recipe: Recipe | str | os.PathLike | None = None, *,
                 progress: bool = True) -> KnowledgeGraph:
     """Build the knowledge graph described by ``recipe`` (a :class:`Recipe` or a TOML path;
@@ -291,12 +301,8 @@ def _build_graph(recipe: Recipe | str | os.PathLike | None, *, progress: bool) -
             node_tensors["go_term"] = {"namespace": torch.tensor(
                 sub_terms["namespace"].map({n: i for i, n in enumerate(GO_NAMESPACES)})
                 .to_numpy(np.int64))}
-            nodes = np.asarray(anc.nodes, dtype=object)
-            df = pd.DataFrame({"src": np.asarray(gene_ids, dtype=object)[g_],
-                               "dst": nodes[t_]})
-            for c in GO_EVIDENCE_COLUMNS:
-                df[c] = fl[c].astype(np.float32)
-            tables[GO_ANNOT] = df
+            tables[GO_ANNOT] = _gene_edge_table(gene_ids, anc.nodes, g_, t_, fl,
+                                                GO_EVIDENCE_COLUMNS)
             e = go.edges[go.edges["child"].isin(tidx) & go.edges["parent"].isin(tidx)]
             stats["terms"]["go"]["relations_dropped_with_terms"] = int(len(go.edges) - len(e))
             for rel in ("is_a", "part_of"):
@@ -327,12 +333,8 @@ def _build_graph(recipe: Recipe | str | os.PathLike | None, *, progress: bool) -
             roots = set(hier.roots)
             node_tensors["pathway"] = {"top_level": torch.tensor(
                 [p in roots for p in kept_ids], dtype=torch.bool)}
-            nodes = np.asarray(panc.nodes, dtype=object)
-            df = pd.DataFrame({"src": np.asarray(gene_ids, dtype=object)[g_],
-                               "dst": nodes[p_]})
-            for c in PATHWAY_EVIDENCE_COLUMNS:
-                df[c] = fl[c].astype(np.float32)
-            tables[PATHWAY_MEMBER] = df
+            tables[PATHWAY_MEMBER] = _gene_edge_table(gene_ids, panc.nodes, g_, p_, fl,
+                                                      PATHWAY_EVIDENCE_COLUMNS)
             h = hier.edges[hier.edges["child"].isin(pidx) & hier.edges["parent"].isin(pidx)]
             tables[("pathway", "part_of", "pathway")] = pd.DataFrame(
                 {"src": h["child"].to_numpy(), "dst": h["parent"].to_numpy()})
