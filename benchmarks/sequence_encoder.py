@@ -113,7 +113,7 @@ def _real_tokens(n: int, path: Path) -> dict:
     """``n`` bases of GRCh37 chr20 centred on a TSS (hg19 Xpresso windows), as tokens 0..4."""
     import numpy as np
     sys.path.insert(0, str(ROOT))
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     from genesplice.sequence import GenomeWindows, read_tss_bed
     tss = read_tss_bed(knowledge_path("sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"))
     genome = GenomeWindows(knowledge_path("sequence/GRCh37_chr20.fa.gz"))

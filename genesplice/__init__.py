@@ -1,7 +1,7 @@
 """GeneSplice: gene expression from DNA sequence and biological knowledge graphs."""
 from importlib.metadata import PackageNotFoundError, version
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 try:
     __version__ = version("genesplice")

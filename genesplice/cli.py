@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 
 def _add_manifest(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def _add_manifest(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
-    from genesplice.knowledge import read_manifest, verify_manifest
+    from genesplice.io.knowledge import read_manifest, verify_manifest
 
     problems = verify_manifest(args.manifest)
     n = len(read_manifest(args.manifest))
@@ -123,9 +123,9 @@ def run_demo(out: str = "runs/demo", *, recipe: str | None = None, epochs: int =
 
     import torch
 
-    from genesplice.config import RunConfig
+    from genesplice.training.config import RunConfig
     from genesplice.graph.recipes import default_recipe_path
-    from genesplice.training.run import load_graph, run_experiment
+    from genesplice.training.experiment import load_graph, run_experiment
 
     t0 = time.time()
     if threads > 0:
@@ -183,8 +183,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from genesplice.config import RunConfig, load_config, with_overrides
-    from genesplice.training.run import run_experiment
+    from genesplice.training.config import RunConfig, load_config, with_overrides
+    from genesplice.training.experiment import run_experiment
 
     cfg = load_config(args.config) if args.config else RunConfig(out_dir=args.out)
     cfg = with_overrides(cfg, args.overrides)
@@ -212,7 +212,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from genesplice.training.run import evaluate_run
+    from genesplice.training.experiment import evaluate_run
 
     summary = evaluate_run(args.run, split=args.split)
     _print_metrics(summary)
@@ -355,14 +355,14 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from genesplice.training import pretrain as pt
 
     if args.source == "promoters":
-        from genesplice.training.run import promoter_encoder_config
+        from genesplice.training.experiment import promoter_encoder_config
         data = pt.promoter_pretraining_sequences(
             args.promoters, args.tss,
             exclude_chromosomes=_chroms(args.test_chroms) + _chroms(args.val_chroms),
             held_out_chromosomes=_chroms(args.val_chroms))
         config, crop, batch = promoter_encoder_config(), None, args.batch_size or 64
     else:
-        from genesplice.training.long_sequence import long_study_encoder_config
+        from genesplice.studies.long_sequence import long_study_encoder_config
         data = pt.window_pretraining_sequences(
             flank_bp=args.flank_bp, train_chromosomes=_chroms(args.train_chroms),
             held_out_chromosomes=_chroms(args.held_out_chroms), tss_path=args.tss)
@@ -400,7 +400,7 @@ def _add_long_sequence_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_long_sequence_study(args: argparse.Namespace) -> int:
-    from genesplice.training.long_sequence import run_long_sequence_study
+    from genesplice.studies.long_sequence import run_long_sequence_study
 
     try:
         flanks = [int(round(float(x) * 1000)) for x in _chroms(args.flanks_kb)]

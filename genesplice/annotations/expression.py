@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.annotations.io import open_text
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import open_text
+from genesplice.io.errors import GeneSpliceInputError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def read_expression_table(path: str | os.PathLike | None = None, *,
     if unit not in UNITS:
         raise GeneSpliceInputError(f"unknown expression unit {unit!r} (expected one of {UNITS})")
     if path is None:
-        from genesplice.knowledge import knowledge_path
+        from genesplice.io.knowledge import knowledge_path
         path = knowledge_path(DEFAULT_EXPRESSION)
     path = Path(path)
     with open_text(path) as fh:

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver
-from genesplice.annotations.io import open_text
+from genesplice.io.text import open_text
 from genesplice.annotations.validate import (ParseReport, check_field_counts, paused_gc,
                                               read_bytes, scan_lines)
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 DEFAULT_OBO = "annotations/go.obo.gz"
 DEFAULT_GAF = "annotations/goa_human.gaf.gz"
@@ -83,8 +83,8 @@ class GeneOntology:
         return g
 
     def ancestors(self, relations: Sequence[str] = PROPAGATE_RELATIONS):
-        """Cached :class:`~genesplice.graph.dag.Ancestors` over the given relations."""
-        from genesplice.graph.dag import build_ancestors
+        """Cached :class:`~genesplice.annotations.ontology.Ancestors` over the given relations."""
+        from genesplice.annotations.ontology import build_ancestors
 
         key = tuple(sorted(relations))
         if key not in self._anc:
@@ -137,7 +137,7 @@ def read_go_obo(path: str | os.PathLike | None = None, *,
     :class:`GeneSpliceInputError` naming the file and line.
     """
     import obonet
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
 
     path = Path(path) if path is not None else knowledge_path(DEFAULT_OBO)
     relations = tuple(relations)
@@ -224,7 +224,7 @@ def read_gaf(path: str | os.PathLike | None = None, *,
     With ``ontology`` given, alt_ids are mapped to primary ids and annotations to terms not in
     the ontology (obsolete) are skipped and counted.
     """
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
 
     path = Path(path) if path is not None else knowledge_path(DEFAULT_GAF)
     report = ParseReport(source=str(path))
@@ -319,7 +319,7 @@ def propagate_annotations(ann: pd.DataFrame, ontology: GeneOntology,
     Vectorised over cached per-term ancestor sets. Returns unique (gene, go_id) pairs with
     ``direct`` (True where the pair was annotated directly) and ``aspect`` of the term.
     """
-    from genesplice.graph.dag import expand
+    from genesplice.annotations.ontology import expand
 
     anc = ontology.ancestors(relations)
     genes, gene_code = np.unique(ann["gene"].to_numpy(dtype=object), return_inverse=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 DEFAULT_TABLE = "annotations/gene_ids_human_orgHs_2022.tsv.gz"
 #: GAF-derived accession -> symbol pairs, used (for the bundled table) as a UniProt fallback
@@ -155,7 +155,7 @@ class GeneResolver:
         ``knowledge/annotations/uniprot_to_symbol.tsv.gz``.
         """
         from genesplice.annotations.validate import read_table
-        from genesplice.knowledge import knowledge_path
+        from genesplice.io.knowledge import knowledge_path
 
         if path is None:
             path = knowledge_path(DEFAULT_TABLE)

@@ -20,9 +20,9 @@ import networkx as nx
 import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver, strip_isoform
-from genesplice.annotations.io import open_text
+from genesplice.io.text import open_text
 from genesplice.annotations.validate import ParseReport, read_table
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 DEFAULT_MAPPING = "annotations/reactome_uniprot2reactome_human.tsv.gz"
 DEFAULT_RELATION = "annotations/reactome_pathways_relation_human.tsv.gz"
@@ -33,7 +33,7 @@ MAPPING_COLUMNS = ("uniprot_id", "pathway_id", "url", "pathway_name", "evidence"
 
 
 def _kp(rel: str) -> Path:
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     return knowledge_path(rel)
 
 
@@ -99,7 +99,7 @@ class ReactomeHierarchy:
         return sorted(p for p in self.names.index if p not in has_parent)
 
     def ancestors(self):
-        from genesplice.graph.dag import build_ancestors
+        from genesplice.annotations.ontology import build_ancestors
         return build_ancestors(list(self.names.index), self.edges["child"].to_numpy(),
                                self.edges["parent"].to_numpy(), what="Reactome hierarchy")
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver
 from genesplice.annotations.validate import ParseReport, read_table
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 DEFAULT_TRRUST = "annotations/trrust_human.tsv.gz"
 DEFAULT_DOROTHEA = "annotations/dorothea_human.tsv.gz"
@@ -30,7 +30,7 @@ CONFIDENCE_SCORE = {c: 1.0 - 0.2 * i for i, c in enumerate(CONFIDENCE_LEVELS)}
 
 
 def _kp(rel: str) -> Path:
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     return knowledge_path(rel)
 
 

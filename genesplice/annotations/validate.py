@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.annotations.io import check_readable
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import check_readable
+from genesplice.io.errors import GeneSpliceInputError
 
 logger = logging.getLogger("genesplice.annotations")
 FORMATS = ("obo", "gaf", "gmt", "tsv", "bed", "gtf", "fasta")

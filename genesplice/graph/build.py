@@ -25,8 +25,8 @@ from genesplice.annotations.ids import GeneResolver
 from genesplice.annotations.reactome import read_reactome_hierarchy, read_reactome_mapping
 from genesplice.annotations.regulatory import merge_regulatory, read_dorothea, read_trrust
 from genesplice.annotations.validate import ParseReport, paused_gc, read_table
-from genesplice.errors import GeneSpliceInputError
-from genesplice.graph.dag import Ancestors, expand, expand_rows, lift_rows, reduce_pairs
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.annotations.ontology import Ancestors, expand, expand_rows, lift_rows, reduce_pairs
 from genesplice.graph.hetero import GO_NAMESPACES, KnowledgeGraph, edge_key
 from genesplice.graph.recipes import Recipe, load_recipe
 
@@ -188,7 +188,7 @@ def build_graph(recipe: Recipe | str | os.PathLike | None = None, *,
 
 def _build_graph(recipe: Recipe | str | os.PathLike | None, *, progress: bool) -> KnowledgeGraph:
     from genesplice.graph.recipes import default_recipe_path
-    from genesplice.knowledge import sha256_file
+    from genesplice.io.knowledge import sha256_file
 
     if recipe is None:
         recipe = default_recipe_path()

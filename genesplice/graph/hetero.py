@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.fileio import atomic_write
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.atomic import atomic_write
 
 NODE_TYPES = ("gene", "go_term", "pathway")
 EdgeType = tuple[str, str, str]
@@ -314,7 +314,7 @@ class KnowledgeGraph:
 
     def stale_inputs(self) -> list[str]:
         """Inputs whose sha256 differs from the one recorded at build time (or are gone)."""
-        from genesplice.knowledge import sha256_file
+        from genesplice.io.knowledge import sha256_file
 
         problems = []
         for label, info in self.inputs.items():

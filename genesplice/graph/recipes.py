@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Recipe:
 
     # ------------------------------------------------------------------ paths
     def root(self) -> Path:
-        from genesplice.knowledge import knowledge_dir
+        from genesplice.io.knowledge import knowledge_dir
 
         if not self.knowledge_dir:
             return knowledge_dir()

@@ -4,15 +4,14 @@ from genesplice.sequence.dataset import (PromoterDataset, SequenceBatch, Sequenc
 from genesplice.sequence.encode import (MASK_INDEX, PAD_INDEX, VOCAB_SIZE, decode_tokens,
                                         encode_sequence, pad_tokens, reverse_complement,
                                         reverse_complement_tokens)
-from genesplice.sequence.fasta import (ContigSpan, CoverageReport, GenomeWindows, Window,
-                                       canonical_chrom)
+from genesplice.sequence.fasta import (ContigSpan, CoverageReport, GenomeWindows, Window)
 from genesplice.sequence.promoters import first_promoter_per_gene, read_promoter_fasta
 from genesplice.sequence.tss import read_tss, read_tss_bed, read_tss_gtf, read_tss_tsv
 
 __all__ = [
     "ContigSpan", "CoverageReport", "GenomeWindows", "MASK_INDEX", "PAD_INDEX",
     "PromoterDataset", "SequenceBatch", "SequenceItem", "TssWindowDataset", "VOCAB_SIZE",
-    "Window", "canonical_chrom", "collate_sequences", "decode_tokens", "encode_sequence",
+    "Window", "collate_sequences", "decode_tokens", "encode_sequence",
     "first_promoter_per_gene", "pad_tokens", "read_promoter_fasta", "read_tss", "read_tss_bed",
     "read_tss_gtf", "read_tss_tsv", "reverse_complement", "reverse_complement_tokens",
 ]

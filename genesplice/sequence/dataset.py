@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.sequence.encode import encode_sequence, pad_tokens, reverse_complement_tokens
 from genesplice.sequence.fasta import CoverageReport, GenomeWindows
 

@@ -22,21 +22,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.chromosomes import alias_key
 from genesplice.sequence.encode import N, encode_sequence, reverse_complement_tokens
 
 log = logging.getLogger(__name__)
 
 _REGION = re.compile(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
-
-
-def canonical_chrom(name: str) -> str:
-    """Alias key of a chromosome name: no ``chr`` prefix, ``M`` → ``MT`` (``chr20`` → ``20``)."""
-    key = str(name)
-    if key[:3].lower() == "chr":
-        key = key[3:]
-    key = key.upper() if len(key) <= 2 else key
-    return "MT" if key == "M" else key
 
 
 @dataclass(frozen=True)
@@ -110,7 +102,7 @@ class GenomeWindows:
                 raise GeneSpliceInputError(
                     f"alias {name!r} points at {target!r}, which is not a record in the FASTA "
                     f"(records: {[s.name for s in self.spans][:10]})", path=self.path)
-            self._by_chrom[canonical_chrom(name)] = targets
+            self._by_chrom[alias_key(name)] = targets
 
     def _read_spans(self, fai: Path) -> list[ContigSpan]:
         table = pd.read_csv(fai, sep="\t", header=None, dtype={0: str})
@@ -121,9 +113,9 @@ class GenomeWindows:
             m = _REGION.match(name)
             if m and int(m["end"]) - int(m["start"]) + 1 == length:
                 start0 = int(m["start"]) - 1
-                spans.append(ContigSpan(name, canonical_chrom(m["chrom"]), start0, start0 + length))
+                spans.append(ContigSpan(name, alias_key(m["chrom"]), start0, start0 + length))
             else:
-                spans.append(ContigSpan(name, canonical_chrom(name), 0, int(length)))
+                spans.append(ContigSpan(name, alias_key(name), 0, int(length)))
         return spans
 
     # pyfaidx handles cannot cross process boundaries: reopen lazily (DataLoader workers)
@@ -154,11 +146,11 @@ class GenomeWindows:
         return sorted(self._by_chrom)
 
     def has_chrom(self, chrom: str) -> bool:
-        return canonical_chrom(chrom) in self._by_chrom
+        return alias_key(chrom) in self._by_chrom
 
     def covers(self, chrom: str, pos0: int) -> bool:
         """Whether base ``pos0`` of ``chrom`` is in the FASTA."""
-        return any(s.start0 <= pos0 < s.end0 for s in self._by_chrom.get(canonical_chrom(chrom), ()))
+        return any(s.start0 <= pos0 < s.end0 for s in self._by_chrom.get(alias_key(chrom), ()))
 
     def fetch(self, chrom: str, start0: int, end0: int, strand: str = "+") -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens and mask of genomic ``[start0, end0)``; reverse complement when ``strand == '-'``.
@@ -174,7 +166,7 @@ class GenomeWindows:
         tokens = torch.full((length,), N, dtype=torch.long)
         mask = torch.zeros(length, dtype=torch.bool)
         fasta = None
-        for span in self._by_chrom.get(canonical_chrom(chrom), ()):
+        for span in self._by_chrom.get(alias_key(chrom), ()):
             lo, hi = max(start0, span.start0), min(end0, span.end0)
             if lo >= hi:
                 continue
@@ -218,7 +210,7 @@ class GenomeWindows:
                 f"gene {gene_id!r}: its TSS is on chromosome {chrom!r}, which the FASTA does not "
                 f"contain (it holds {', '.join(s.name for s in self.spans[:10])})", path=self.path)
         if not self.covers(chrom, tss):
-            spans = ", ".join(f"{s.name}[{s.start0}, {s.end0})" for s in self._by_chrom[canonical_chrom(chrom)])
+            spans = ", ".join(f"{s.name}[{s.start0}, {s.end0})" for s in self._by_chrom[alias_key(chrom)])
             raise GeneSpliceInputError(
                 f"gene {gene_id!r}: TSS {chrom}:{tss} lies outside the sequence the FASTA holds "
                 f"for that chromosome ({spans})", path=self.path)
@@ -227,7 +219,7 @@ class GenomeWindows:
                  n_examples: int = 5) -> CoverageReport:
         """Count which genes the FASTA can serve; one log line with counts and examples."""
         chrom = tss_table["chrom"].astype(str)
-        keys = chrom.map(canonical_chrom)
+        keys = chrom.map(alias_key)
         has = keys.isin(list(self._by_chrom))
         tss = tss_table["tss"].to_numpy()
         covered = pd.Series(False, index=tss_table.index)

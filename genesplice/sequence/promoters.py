@@ -16,15 +16,16 @@ from pathlib import Path
 import pandas as pd
 from Bio import SeqIO
 
-from genesplice.annotations.io import open_text
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import open_text
+from genesplice.io.constants import PROMOTER_TSS_INDEX
+from genesplice.io.errors import GeneSpliceInputError
 
 _KEY_VALUE = re.compile(r"(\w+)=(\S+)")
 
 PROMOTER_COLUMNS = ["promoter_id", "gene_symbol", "ensembl_id", "sequence", "tss_index"]
 
 
-def read_promoter_fasta(path: str | os.PathLike, tss_index: int = 49) -> pd.DataFrame:
+def read_promoter_fasta(path: str | os.PathLike, tss_index: int = PROMOTER_TSS_INDEX) -> pd.DataFrame:
     """One row per record: ``promoter_id, gene_symbol, ensembl_id, sequence, tss_index``.
 
     ``ensembl_id`` keeps the header's comma-separated list (``NA`` → missing); ``sequence`` is

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genesplice.annotations.io import open_text
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import open_text
+from genesplice.io.errors import GeneSpliceInputError
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from genesplice.fileio import atomic_write
+from genesplice.io.atomic import atomic_write
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 FORMAT = "genesplice-checkpoint"
 VERSION = 1
@@ -109,7 +109,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_state: Mapping[str, torch.
     """Write a checkpoint atomically; returns the path.
 
     Everything must be tensors or plain containers/scalars (a ``TypeError`` names the offending
-    key otherwise). ``config`` is the plain dict from ``genesplice.config.config_to_dict``;
+    key otherwise). ``config`` is the plain dict from ``genesplice.training.config.config_to_dict``;
     ``data_checksums`` maps input name -> sha256 (e.g. knowledge files, graph).
     """
     payload = {

@@ -36,17 +36,16 @@ import torch
 
 from genesplice.annotations.expression import ExpressionTable
 from genesplice.annotations.ids import GeneResolver
+from genesplice.graph.features import membership_features, top_level_pathways
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.models.model import GraphInputs, SequenceInputs
 from genesplice.sequence.encode import encode_sequence, pad_tokens
-from genesplice.training.baselines import membership_from_graph
 from genesplice.training.splits import chromosome_split
 
 log = logging.getLogger(__name__)
 
 GO_EDGE = ("gene", "annotated_with", "go_term")
 PATHWAY_EDGE = ("gene", "member_of", "pathway")
-PATHWAY_HIERARCHY = ("pathway", "part_of", "pathway")
 
 
 @dataclass
@@ -90,13 +89,6 @@ class TrainingData:
                             index=[self.gene_ids[i] for i in r], columns=self.tissues)
 
 
-def top_level_pathways(graph: KnowledgeGraph) -> list[int]:
-    """Rows of pathways that have children but no parent in the (child, part_of, parent) DAG."""
-    if PATHWAY_HIERARCHY not in graph.data.edge_types:
-        return []
-    ei = graph.data[PATHWAY_HIERARCHY].edge_index.numpy()
-    children, parents = set(ei[0].tolist()), set(ei[1].tolist())
-    return sorted(parents - children)
 
 
 def _drop_nodes_from_edges(graph: KnowledgeGraph, node_type: str, rows: list[int]
@@ -119,24 +111,6 @@ def _drop_nodes_from_edges(graph: KnowledgeGraph, node_type: str, rows: list[int
     return ei_dict, ea_dict, n_removed
 
 
-def membership_features(graph: KnowledgeGraph, *, exclude_pathways: list[int],
-                        count_rows: np.ndarray, min_genes: int
-                        ) -> tuple[sp.csr_matrix, list[str], dict[str, int]]:
-    """Gene × feature 0/1 matrix of *direct* memberships: GO terms, pathways, TF regulators
-    (the ridge baseline's features, :func:`genesplice.training.baselines.membership_from_graph`).
-
-    Columns of ``exclude_pathways`` (the function labels) are removed, and so are features with
-    fewer than ``min_genes`` genes among ``count_rows`` (the training genes): a feature seen in
-    one or two genes is a per-gene lookup that does not transfer to new genes.
-    """
-    feats = membership_from_graph(graph)
-    names = list(feats.feature_ids)
-    excluded = {graph.node_ids["pathway"][j] for j in exclude_pathways}
-    x = feats.matrix.tocsr()
-    n_per = np.asarray((x[count_rows] != 0).sum(axis=0)).ravel()
-    keep = np.flatnonzero((n_per >= min_genes) & np.array([n not in excluded for n in names]))
-    counts = {"features_total": int(x.shape[1]), "features_kept": int(len(keep))}
-    return x[:, keep].tocsr(), [names[j] for j in keep], counts
 
 
 def message_edges(edge_types) -> list[tuple[str, str, str]]:

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from genesplice.config import TrainConfig, config_to_dict
+from genesplice.training.config import TrainConfig, config_to_dict
 from genesplice.models.model import GeneSpliceModel, ModelOutput
 from genesplice.training.checkpoint import (capture_rng_state, load_checkpoint,
                                             restore_rng_state, save_checkpoint)

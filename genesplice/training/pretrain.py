@@ -36,7 +36,9 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.chromosomes import normalize_chromosome
+from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.models.masked_lm import (MaskedNucleotideHead, mask_tokens, masked_lm_loss,
                                          unigram_entropy)
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
@@ -452,11 +454,11 @@ def promoter_pretraining_sequences(promoters_path: str | os.PathLike | None = No
     chromosome (``tss_path``: gene symbol → chromosome table, default the bundled hg38 TSS
     table) are left out and counted.
     """
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     from genesplice.sequence.promoters import read_promoter_fasta
-    from genesplice.training.splits import gene_chromosomes, normalize_chromosome
+    from genesplice.training.splits import gene_chromosomes
 
-    path = promoters_path or knowledge_path("coords/epdnew_hs_core_promoters_m49_p10.fa.gz")
+    path = promoters_path or knowledge_path(EPDNEW_PROMOTERS)
     table = read_promoter_fasta(path)
     chrom_of = gene_chromosomes(tss_path)
     chrom = table["gene_symbol"].map(chrom_of)
@@ -489,17 +491,17 @@ def window_pretraining_sequences(*, flank_bp: int = 10_000,
                                  fasta_paths: Sequence[str | os.PathLike] | None = None
                                  ) -> PretrainingData:
     """±``flank_bp`` windows (gene strand) around the TSSs of the long-sequence cohort
-    (:func:`genesplice.training.long_sequence.build_cohort`: hg19 Xpresso TSSs in the bundled
+    (:func:`genesplice.studies.long_sequence.build_cohort`: hg19 Xpresso TSSs in the bundled
     GRCh37 chr20 / chrX sequence): ``train_chromosomes`` genes train, ``held_out_chromosomes``
     genes are only scored. Pair with ``crop_bp`` in :func:`pretrain_encoder`."""
     from genesplice.annotations.expression import read_expression_table
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     from genesplice.sequence.tss import read_tss_bed
-    from genesplice.training.long_sequence import (DEFAULT_TSS_BED, build_cohort,
+    from genesplice.studies.long_sequence import (build_cohort,
                                                    extract_windows, open_genomes)
 
     expr = read_expression_table(expression_path)
-    tss = read_tss_bed(tss_path or knowledge_path(DEFAULT_TSS_BED))
+    tss = read_tss_bed(tss_path or knowledge_path(TSS_BED_HG19))
     genomes = open_genomes(fasta_paths)
     cohort = build_cohort(expr, tss, genomes, core_flank_bp=flank_bp,
                           train_chromosomes=train_chromosomes,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.fileio import atomic_write_text
+from genesplice.io.atomic import atomic_write_text
 from genesplice.training.metrics import EvaluationResult, align
 
 SUMMARY_COLUMNS = ("pearson_tissue", "spearman_tissue", "r2_tissue", "pearson_gene",

@@ -20,7 +20,7 @@ import torch
 from torch.optim.lr_scheduler import (CosineAnnealingLR, CyclicLR, LinearLR, LRScheduler,
                                       SequentialLR)
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 KINDS = ("cosine", "cyclic")
 

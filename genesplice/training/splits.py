@@ -10,38 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from genesplice.annotations.io import open_text
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import open_text
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.chromosomes import normalize_chromosome
+from genesplice.io.constants import TSS_HG38
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TSS = "coords/tss_hg38.tsv.gz"
-_CHROM = re.compile(r"^(?:chr)?([0-9]+|[XYM]|MT)$", re.IGNORECASE)
-
-
-def normalize_chromosome(name: str) -> str:
-    """``8``/``chr8``/``CHR8`` -> ``chr8``; ``x`` -> ``chrX``; ``MT``/``M`` -> ``chrM``.
-
-    Names that are not a numbered, X, Y or mitochondrial chromosome (e.g. ``chr1_KI270706v1``)
-    are returned unchanged apart from surrounding whitespace.
-    """
-    s = str(name).strip()
-    m = _CHROM.match(s)
-    if not m:
-        return s
-    core = m.group(1).upper()
-    if core == "MT":
-        core = "M"
-    if core.isdigit():
-        core = str(int(core))
-    return f"chr{core}"
 
 
 def gene_chromosomes(path: str | os.PathLike | None = None) -> pd.Series:
@@ -53,8 +34,8 @@ def gene_chromosomes(path: str | os.PathLike | None = None) -> pd.Series:
     index ``gene_id``.
     """
     if path is None:
-        from genesplice.knowledge import knowledge_path
-        path = knowledge_path(DEFAULT_TSS)
+        from genesplice.io.knowledge import knowledge_path
+        path = knowledge_path(TSS_HG38)
     path = Path(path)
     with open_text(path) as fh:
         table = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from genesplice.annotations.expression import read_expression_table
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 
 SRC = "expression/hpa_gtex_tissue_nTPM_wide.tsv.gz"
 

@@ -7,8 +7,8 @@ import pytest
 
 from genesplice.annotations.go import (GAF_COLUMNS, propagate_annotations, read_gaf,
                                        read_go_obo)
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 
 
 def test_term_count_matches_obonet(go):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from genesplice.annotations.ids import GeneResolver, ResolveReport, strip_isoform, strip_version
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 
 def test_symbol_ensembl_uniprot_alias_all_give_tp53(resolver):

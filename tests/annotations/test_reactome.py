@@ -7,8 +7,8 @@ import pytest
 
 from genesplice.annotations.reactome import (read_gmt, read_reactome_hierarchy,
                                              read_reactome_mapping)
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 
 
 @pytest.fixture(scope="module")

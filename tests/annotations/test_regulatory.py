@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from genesplice.annotations.regulatory import (merge_regulatory, read_dorothea, read_trrust)
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 
 
 @pytest.fixture(scope="module")

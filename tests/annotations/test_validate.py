@@ -4,8 +4,8 @@ import gzip
 import pytest
 
 from genesplice.annotations.validate import guess_format, read_table, validate_file
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 
 
 @pytest.mark.parametrize("rel,fmt", [

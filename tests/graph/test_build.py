@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 
 EXPECTED_EDGE_TYPES = {
     ("gene", "annotated_with", "go_term"), ("go_term", "is_a", "go_term"),

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.graph.recipes import default_recipe_path, load_recipe
 

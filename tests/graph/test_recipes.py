@@ -1,9 +1,9 @@
 """TOML recipes: the shipped default, unknown keys, types, TOML syntax errors."""
 import pytest
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.graph.recipes import Recipe, default_recipe_path, load_recipe
-from genesplice.knowledge import knowledge_dir
+from genesplice.io.knowledge import knowledge_dir
 
 
 def test_default_recipe():

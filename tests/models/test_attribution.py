@@ -32,7 +32,7 @@ from genesplice.models.model import (
     SequenceInputs,
 )
 from genesplice.models.sequence_encoder import SequenceEncoder
-from genesplice.training.run import promoter_encoder_config
+from genesplice.training.experiment import promoter_encoder_config
 
 ANN = ("go_term", "rev_annotated_with", "gene")
 REG = ("gene", "regulates", "gene")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 from genesplice.models.masked_lm import (MaskedNucleotideHead, mask_tokens, masked_lm_loss,
                                          unigram_entropy)
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence import (PAD_INDEX, GenomeWindows, collate_sequences, encode_sequence,
                                  pad_tokens, read_promoter_fasta, read_tss_bed,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 from genesplice.sequence import GenomeWindows, read_promoter_fasta, read_tss_bed, read_tss_tsv
 
 CHR20 = "sequence/GRCh37_chr20.fa.gz"

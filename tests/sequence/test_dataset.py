@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.sequence import (PAD_INDEX, PromoterDataset, TssWindowDataset, collate_sequences,
                                  first_promoter_per_gene, reverse_complement_tokens)
 

@@ -6,9 +6,10 @@ import pyfaidx
 import pytest
 import torch
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
-from genesplice.sequence import (GenomeWindows, canonical_chrom, decode_tokens, read_tss_bed,
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.chromosomes import alias_key
+from genesplice.sequence import (GenomeWindows, decode_tokens, read_tss_bed,
                                  reverse_complement, reverse_complement_tokens)
 
 from .conftest import CHR2_HG38, CHR17_REGION, CHR20, CHRX, HG19_WINDOWS
@@ -16,10 +17,10 @@ from .conftest import CHR2_HG38, CHR17_REGION, CHR20, CHRX, HG19_WINDOWS
 CHR20_LENGTH = 63_025_520
 
 
-def test_canonical_chrom_aliases():
-    assert canonical_chrom("chr20") == canonical_chrom("20") == canonical_chrom("CHR20") == "20"
-    assert canonical_chrom("chrX") == canonical_chrom("x") == "X"
-    assert canonical_chrom("chrM") == canonical_chrom("MT") == "MT"
+def test_alias_key_aliases():
+    assert alias_key("chr20") == alias_key("20") == alias_key("CHR20") == "20"
+    assert alias_key("chrX") == alias_key("x") == "X"
+    assert alias_key("chrM") == alias_key("MT") == "MT"
 
 
 def test_spans_and_region_offsets(chr20):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 from genesplice.sequence.tss import TSS_COLUMNS, read_tss, read_tss_bed, read_tss_gtf, read_tss_tsv
 
 from .conftest import HG19_WINDOWS, HG38_TSS

@@ -28,7 +28,7 @@ def membership_pairs():
     A test-only stand-in until genesplice.graph exposes its membership matrix."""
     import pandas as pd
 
-    from genesplice.knowledge import knowledge_path as kp
+    from genesplice.io.knowledge import knowledge_path as kp
 
     gaf = pd.read_csv(kp("annotations/goa_human.gaf.gz"), sep="\t", comment="!", header=None,
                       usecols=[2, 3, 4], names=["symbol", "qualifier", "go_id"], dtype=str)
@@ -48,7 +48,7 @@ def membership_pairs():
 
 @pytest.fixture(scope="session")
 def membership(membership_pairs, expression):
-    from genesplice.training.baselines import membership_matrix
+    from genesplice.graph.features import membership_matrix
     return membership_matrix(membership_pairs, expression.gene_ids)
 
 
@@ -56,6 +56,6 @@ def membership(membership_pairs, expression):
 def ridge_chr8(membership, expression, chr8_split):
     """Ridge on the real chr8/chr9 split; a short alpha grid around the optimum keeps it fast
     (the full default grid also selects 100 for both parts, see the report)."""
-    from genesplice.training.baselines import fit_ridge_baseline
+    from genesplice.training.ridge import fit_ridge_baseline
     return fit_ridge_baseline(membership, expression.values, train_genes=chr8_split.train,
                               val_genes=chr8_split.val, alphas=(30.0, 100.0, 300.0))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from genesplice.config import RunConfig, config_to_dict
-from genesplice.errors import GeneSpliceInputError
+from genesplice.training.config import RunConfig, config_to_dict
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.training import checkpoint as ck
 from genesplice.training.schedules import build_scheduler
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from genesplice.config import RunConfig
+from genesplice.training.config import RunConfig
 from genesplice.training.data import message_edges
-from genesplice.training.run import (fit_ridge, load_trained, prepare_from_config,
+from genesplice.training.experiment import (fit_ridge, load_trained, prepare_from_config,
                                      ridge_predict, train_variant, write_predictions)
 
 N_GENES = 400
@@ -70,7 +70,7 @@ def test_ridge_warm_start_reproduces_ridge_before_training(data, ridge, tmp_path
     cfg = small_cfg(epochs=1)
     # stop before the first step: the model must predict exactly what ridge predicts
     from genesplice.training.loop import predict_rows
-    from genesplice.training.run import build_model, model_args, model_config, \
+    from genesplice.training.experiment import build_model, model_args, model_config, \
         promoter_encoder_config, warm_start_from_ridge
     args = model_args(data, model_config("fused"), promoter_encoder_config())
     model = build_model(args)
@@ -92,7 +92,7 @@ def test_short_fused_run_writes_checkpoint_and_predictions(data, ridge, tmp_path
     assert ck.epoch == 3 and ck.extra["finished"]
     assert ck.extra["tissues"] == data.tissues
     out = write_predictions(tmp_path / "predictions.csv", data, result.predictions,
-                            "log10(nTPM+1)")
+                            "log10(nTPM + 1)")
     import pandas as pd
     df = pd.read_csv(out)
     assert df.columns[0] == "gene_symbol" and list(df.columns[1:]) == data.tissues

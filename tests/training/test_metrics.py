@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.training.metrics import (evaluate_predictions, per_gene_metrics,
                                          per_tissue_metrics)
 

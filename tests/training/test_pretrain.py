@@ -4,13 +4,13 @@ baseline on held-out chr9 promoters, and the checkpoint round-trips with weights
 import pytest
 import torch
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.models.sequence_encoder import SequenceEncoder
 from genesplice.training.checkpoint import save_checkpoint
 from genesplice.training.pretrain import (encoder_config_from_dict, encoder_config_to_dict,
                                           load_pretrained_encoder, pretrain_encoder,
                                           promoter_pretraining_sequences, random_crops)
-from genesplice.training.run import promoter_encoder_config
+from genesplice.training.experiment import promoter_encoder_config
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.training.schedules import build_scheduler, lr_at
 
 

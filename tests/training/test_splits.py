@@ -3,9 +3,10 @@ import gzip
 
 import pytest
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
-from genesplice.training.splits import chromosome_split, gene_chromosomes, normalize_chromosome
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.chromosomes import normalize_chromosome
+from genesplice.training.splits import chromosome_split, gene_chromosomes
 
 
 @pytest.mark.parametrize("name,expected", [("8", "chr8"), ("chr8", "chr8"), ("CHR08", "chr8"),

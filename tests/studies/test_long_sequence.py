@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 from genesplice.sequence import PAD_INDEX, read_promoter_fasta, read_tss_bed
-from genesplice.training.long_sequence import (DEFAULT_PROMOTERS, DEFAULT_TSS_BED,
-                                               WindowSet, build_cohort, extract_windows,
+from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
+from genesplice.studies.long_sequence import (WindowSet, build_cohort, extract_windows,
                                                fit_level_profile_ridge, kmer_features,
                                                open_genomes, promoter_windows,
                                                run_long_sequence_study)
@@ -27,7 +27,7 @@ def genomes():
 
 @pytest.fixture(scope="module")
 def cohort(expression, genomes):
-    tss = read_tss_bed(knowledge_path(DEFAULT_TSS_BED))
+    tss = read_tss_bed(knowledge_path(TSS_BED_HG19))
     return build_cohort(expression, tss, genomes)
 
 
@@ -77,7 +77,7 @@ def test_long_windows_are_masked_beyond_contig_ends(cohort, genomes):
 def test_promoter_windows_use_epdnew_and_fill_from_genome(cohort, genomes):
     g = cohort.genes.head(40)
     longest = extract_windows(genomes, g, 1_000, 1_000)
-    prom = read_promoter_fasta(knowledge_path(DEFAULT_PROMOTERS))
+    prom = read_promoter_fasta(knowledge_path(EPDNEW_PROMOTERS))
     w, n_fill = promoter_windows(list(g["gene_id"]), prom, longest)
     assert w.tokens.shape == (40, 60) and w.upstream == 49 and 0 < n_fill < 40
     first = prom.drop_duplicates("gene_symbol").set_index("gene_symbol")["sequence"]

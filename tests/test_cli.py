@@ -3,7 +3,7 @@ import pytest
 
 from genesplice.cli import main
 from genesplice.graph.hetero import KnowledgeGraph
-from genesplice.knowledge import knowledge_path
+from genesplice.io.knowledge import knowledge_path
 
 SMALL = """name = "small"
 [genes]

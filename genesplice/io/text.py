@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 
 def check_readable(path: str | os.PathLike) -> Path:

@@ -10,8 +10,8 @@
 
 ``GeneSplice`` wires stages together (training data, the two best-weight models, the genome)
 and builds DataFrames; the maths lives in :mod:`genesplice.models.inference`,
-:mod:`genesplice.models.attribution` and :mod:`genesplice.variants`, the plots in
-:mod:`genesplice.explain`.
+:mod:`genesplice.models.attribution` and :mod:`genesplice.sequence.variants`, the plots in
+:mod:`genesplice.api.plots`.
 
 Predictions are what training reports: the level (mean over tissues) from the weights that
 were best on the validation level, plus the tissue profile from the weights that were best
@@ -30,17 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.constants import HG38_REGIONS, PROMOTER_TSS_INDEX, TSS_HG38, unit_label
+from genesplice.io.errors import GeneSpliceInputError
 
 log = logging.getLogger(__name__)
 
-#: hg38 sequence bundled in knowledge/ (the EPDnew promoters are hg38)
-DEFAULT_GENOME = ("sequence/hg38_chr2_1-2333275.fa.gz",
-                  "sequence/GRCh38_chr17_9958130-12017414.fa.gz")
-DEFAULT_TSS = "coords/tss_hg38.tsv.gz"
-#: EPDnew core promoters run from −49 to +10: the TSS is base 49 of the 60
-PROMOTER_TSS_INDEX = 49
-UNIT_LABELS = {"log10_ntpm1": "log10(nTPM + 1)", "log1p_ntpm": "ln(nTPM + 1)", "ntpm": "nTPM"}
 
 #: how a new gene's annotations enter the graph: node type → (relation, whether the gene is
 #: the source of the forward edge). Both the forward edge and its ``rev_`` edge are added
@@ -68,7 +62,7 @@ class Explanation:
 
     def plot(self, top: int = 8):
         """Neighbour-attention bars, gradient × input logo track and ISM heat map."""
-        from genesplice.explain import plot_explanation
+        from genesplice.api.plots import plot_explanation
 
         return plot_explanation(self, top=top)
 
@@ -91,7 +85,7 @@ class GeneSplice:
     def __init__(self, model, data, graph, *, config=None, checkpoint: str | None = None,
                  genome: Sequence[str | os.PathLike] | None = None,
                  tss: str | os.PathLike | None = None) -> None:
-        from genesplice.training.data import top_level_pathways
+        from genesplice.graph.features import top_level_pathways
 
         self._model = model                  # genesplice.models.inference.TwoStateModel
         self.data = data                     # genesplice.training.data.TrainingData
@@ -137,8 +131,8 @@ class GeneSplice:
         ``genome``: FASTA path(s) for :meth:`variant_effect` (default: the bundled hg38
         regions); ``tss``: also the TSS table that places promoters on it.
         """
-        from genesplice.config import RunConfig, config_from_dict
-        from genesplice.training.run import load_graph, load_trained
+        from genesplice.training.config import RunConfig, config_from_dict
+        from genesplice.training.experiment import load_graph, load_trained
 
         model, level_state, profile_state, ck = load_trained(checkpoint)
         cfg = config_from_dict(RunConfig, ck.config, path=checkpoint)
@@ -167,7 +161,7 @@ class GeneSplice:
     def _assemble(cls, args, level_state, profile_state, data, graph, *, config, checkpoint,
                   genome, tss, model=None) -> GeneSplice:
         from genesplice.models.inference import TwoStateModel
-        from genesplice.training.run import build_model
+        from genesplice.training.experiment import build_model
 
         profile_model = model if model is not None else build_model(args)
         profile_model.load_state_dict(profile_state)
@@ -193,8 +187,8 @@ class GeneSplice:
         ``graph`` (a built-graph folder; built there from ``recipe`` — default
         ``graphs/human_default.toml`` — when it holds none), the training data are assembled
         from ``expression`` / ``tss`` (the bundled files by default) and a ``variant`` model is
-        trained (ridge warm start, then :func:`genesplice.training.run.train_variant`) with
-        ``config`` (a :class:`~genesplice.config.RunConfig`; ``epochs`` overrides its
+        trained (ridge warm start, then :func:`genesplice.training.experiment.train_variant`) with
+        ``config`` (a :class:`~genesplice.training.config.RunConfig`; ``epochs`` overrides its
         ``train.epochs``; ``genes`` restricts the labelled genes, e.g. for a quick run). The
         checkpoint goes to ``out_dir/<variant>.pt``. Training on all genes takes a while on a
         CPU; ``genesplice train`` / ``make demo`` are the long-running way.
@@ -202,8 +196,8 @@ class GeneSplice:
         if checkpoint is not None:
             return cls.load(checkpoint, graph=graph, expression=expression, tss=tss,
                             genome=genome, genes=genes, progress=progress)
-        from genesplice.config import RunConfig
-        from genesplice.training.run import (
+        from genesplice.training.config import RunConfig
+        from genesplice.training.experiment import (
             fit_ridge,
             load_graph,
             prepare_from_config,
@@ -241,7 +235,7 @@ class GeneSplice:
     def unit(self) -> str:
         """The prediction unit, e.g. ``log10(nTPM + 1)``."""
         unit = self.config.data.unit if self.config is not None else "log10_ntpm1"
-        return UNIT_LABELS.get(unit, unit)
+        return unit_label(unit)
 
     @property
     def variant(self) -> str:
@@ -592,7 +586,7 @@ class GeneSplice:
 
         Without ``genes``: every gene of the expression table, the same table (and side files
         ``.splits.csv`` / ``.meta.json``) as a training run's ``predictions.csv``."""
-        from genesplice.training.run import write_predictions
+        from genesplice.training.experiment import write_predictions
 
         if genes is None:
             if self._inputs is not self.data.graph_inputs:
@@ -788,7 +782,7 @@ class GeneSplice:
                          tss: str | os.PathLike | None = None, search_bp: int = 10_000
                          ) -> pd.DataFrame:
         """Where each gene's sequence input lies on the genome (see
-        :func:`genesplice.variants.locate_promoters`): ``gene_id, gene_symbol, chrom, start0,
+        :func:`genesplice.sequence.variants.locate_promoters`): ``gene_id, gene_symbol, chrom, start0,
         end0, strand, tss0, shift_bp``; ``attrs["report"]`` counts what could not be placed."""
         windows, report, _ = self._windows(genome, tss, search_bp)
         df = windows.copy()
@@ -797,15 +791,15 @@ class GeneSplice:
         return df
 
     def _windows(self, genome, tss, search_bp):
-        from genesplice.knowledge import knowledge_path
+        from genesplice.io.knowledge import knowledge_path
         from genesplice.sequence.encode import decode_tokens
         from genesplice.sequence.tss import read_tss
         from genesplice.training.data import to_graph_ids
-        from genesplice.variants import Genome, locate_promoters
+        from genesplice.sequence.variants import Genome, locate_promoters
 
-        genome = genome or self.genome_paths or [knowledge_path(p) for p in DEFAULT_GENOME]
+        genome = genome or self.genome_paths or [knowledge_path(p) for p in HG38_REGIONS]
         genome = [genome] if isinstance(genome, (str, os.PathLike)) else list(genome)
-        tss = tss or self.tss_path or knowledge_path(DEFAULT_TSS)
+        tss = tss or self.tss_path or knowledge_path(TSS_HG38)
         key = (tuple(os.fspath(p) for p in genome), os.fspath(tss), search_bp)
         if key not in self._located:
             if self._seq is None or self._seq.tokens is None:
@@ -852,7 +846,7 @@ class GeneSplice:
         from tqdm.auto import tqdm
 
         from genesplice.models.inference import copy_genes
-        from genesplice.variants import (
+        from genesplice.sequence.variants import (
             VariantReport,
             WindowIndex,
             iter_variants,
@@ -918,7 +912,7 @@ def _checked_data(cfg, graph, saved: Mapping[str, str], genes, checkpoint, progr
     checking the checksums the checkpoint stored (on the ``genes`` subset it was trained on,
     if one is given)."""
     from genesplice.training.checkpoint import compare_checksums
-    from genesplice.training.run import prepare_from_config
+    from genesplice.training.experiment import prepare_from_config
 
     data = prepare_from_config(cfg, graph=graph, progress=progress)
     check = data
@@ -947,7 +941,7 @@ def _align_membership(data, graph, feature_names: list[str], checkpoint):
     ``genes=`` subset keeps fewer); the stored names decide, in their stored order."""
     if list(data.feature_names) == feature_names:
         return data
-    from genesplice.training.baselines import membership_from_graph
+    from genesplice.graph.features import membership_from_graph
 
     feats = membership_from_graph(graph)
     index = {f: j for j, f in enumerate(feats.feature_ids)}

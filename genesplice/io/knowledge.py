@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 ENV_VAR = "GENESPLICE_KNOWLEDGE"
 
@@ -19,7 +19,7 @@ def knowledge_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "knowledge"
+    return Path(__file__).resolve().parents[2] / "knowledge"
 
 
 def knowledge_path(relative: str) -> Path:

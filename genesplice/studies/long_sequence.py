@@ -41,19 +41,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.fileio import atomic_write_text
+from genesplice.io.constants import EPDNEW_PROMOTERS, GRCH37_FASTAS, TSS_BED_HG19
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.atomic import atomic_write_text
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence.encode import N_BASES, PAD_INDEX, encode_sequence, reverse_complement_tokens
-from genesplice.sequence.fasta import GenomeWindows, canonical_chrom
+from genesplice.io.chromosomes import alias_key, normalize_chromosome
+from genesplice.sequence.fasta import GenomeWindows
 from genesplice.training.metrics import evaluate_predictions
-from genesplice.training.splits import normalize_chromosome
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TSS_BED = "sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"
-DEFAULT_FASTAS = ("sequence/GRCh37_chr20.fa.gz", "sequence/GRCh37_chrX_1-69999930.fa.gz")
-DEFAULT_PROMOTERS = "coords/epdnew_hs_core_promoters_m49_p10.fa.gz"
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
 PROMOTER_UPSTREAM, PROMOTER_DOWNSTREAM = 49, 11          # EPDnew −49..+10: TSS at index 49
 
@@ -112,8 +110,8 @@ class LongSequenceCohort:
 
 
 def open_genomes(fasta_paths: Sequence[str | os.PathLike] | None = None) -> list[GenomeWindows]:
-    from genesplice.knowledge import knowledge_path
-    paths = fasta_paths or [knowledge_path(p) for p in DEFAULT_FASTAS]
+    from genesplice.io.knowledge import knowledge_path
+    paths = fasta_paths or [knowledge_path(p) for p in GRCH37_FASTAS]
     return [GenomeWindows(p) for p in paths]
 
 
@@ -227,7 +225,7 @@ def extract_windows(genomes: Sequence[GenomeWindows], genes: pd.DataFrame, upstr
     start0 = np.where(minus, tss - downstream + 1, tss - upstream)
     end0 = start0 + length
     table = pd.DataFrame({"row": np.arange(g), "genome": genes["genome"].to_numpy(),
-                          "chrom": genes["chrom"].map(canonical_chrom).to_numpy(),
+                          "chrom": genes["chrom"].map(alias_key).to_numpy(),
                           "chrom_name": genes["chrom"].to_numpy(),
                           "start0": start0, "end0": end0}).sort_values(["genome", "chrom", "start0"])
     for (gi, _), part in table.groupby(["genome", "chrom"], sort=False):
@@ -591,7 +589,7 @@ def run_long_sequence_study(out_dir: str | os.PathLike | None = "runs/long_seque
     chromosomes (``chrom_table_path``: symbol → chromosome, default the bundled hg38 TSS table).
     """
     from genesplice.annotations.expression import read_expression_table
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     from genesplice.sequence.promoters import read_promoter_fasta
     from genesplice.sequence.tss import read_tss_bed
     from genesplice.training.pretrain import pretrain_encoder, torch_threads
@@ -608,7 +606,7 @@ def run_long_sequence_study(out_dir: str | os.PathLike | None = "runs/long_seque
     t0 = time.perf_counter()
     with torch_threads(num_threads):
         expr = read_expression_table(expression_path)
-        tss = read_tss_bed(tss_path or knowledge_path(DEFAULT_TSS_BED))
+        tss = read_tss_bed(tss_path or knowledge_path(TSS_BED_HG19))
         genomes = open_genomes(fasta_paths)
         cohort = build_cohort(expr, tss, genomes, core_flank_bp=flanks[0],
                               train_chromosomes=train_chromosomes,
@@ -623,7 +621,7 @@ def run_long_sequence_study(out_dir: str | os.PathLike | None = "runs/long_seque
                                   name=_flank_label(flanks[-1]))
         for gw in genomes:
             gw.close()
-        promoters = read_promoter_fasta(promoters_path or knowledge_path(DEFAULT_PROMOTERS))
+        promoters = read_promoter_fasta(promoters_path or knowledge_path(EPDNEW_PROMOTERS))
         prom, n_fill = promoter_windows(gene_ids, promoters, longest, name="60 bp")
         views = [prom] + [longest.centre(f, f, _flank_label(f)) for f in flanks]
         n_padded = int((~longest.mask).any(1).sum())

@@ -4,9 +4,9 @@ import tomllib
 
 import pytest
 
-from genesplice.config import (RunConfig, TrainConfig, config_from_dict, config_to_dict,
+from genesplice.training.config import (RunConfig, TrainConfig, config_from_dict, config_to_dict,
                                load_config, save_config, to_toml, with_overrides)
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
 
 
 def test_defaults_and_frozen():

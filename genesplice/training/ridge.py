@@ -24,115 +24,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.graph.features import MembershipFeatures
+from genesplice.io.errors import GeneSpliceInputError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
-@dataclass(frozen=True)
-class MembershipFeatures:
-    """Sparse gene x feature 0/1 matrix (CSR, float64) with its row and column ids."""
-
-    matrix: sp.csr_matrix
-    gene_ids: tuple[str, ...]
-    feature_ids: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if self.matrix.shape != (len(self.gene_ids), len(self.feature_ids)):
-            raise ValueError(f"matrix shape {self.matrix.shape} does not match "
-                             f"{len(self.gene_ids)} genes x {len(self.feature_ids)} features")
-
-    @property
-    def gene_index(self) -> dict[str, int]:
-        return {g: i for i, g in enumerate(self.gene_ids)}
-
-    def rows(self, genes: Sequence[str]) -> sp.csr_matrix:
-        """Rows for ``genes`` (each must be present; the error names the missing ones)."""
-        idx = self.gene_index
-        missing = [g for g in genes if g not in idx]
-        if missing:
-            raise GeneSpliceInputError(f"{len(missing)} genes have no row in the membership "
-                                       f"matrix (e.g. {missing[:5]}); expected every gene")
-        return self.matrix[[idx[g] for g in genes]]
 
 
-def membership_matrix(pairs: pd.DataFrame, gene_ids: Sequence[str],
-                      feature_ids: Sequence[str] | None = None) -> MembershipFeatures:
-    """Build a gene x feature 0/1 matrix from a long table with columns gene_id, feature_id.
-
-    Rows follow ``gene_ids`` (genes without any pair get an all-zero row); columns follow
-    ``feature_ids`` (default: sorted features of the pairs). Pairs whose gene or feature is not
-    listed are left out and counted in a log line; duplicate pairs count once.
-    """
-    missing = [c for c in ("gene_id", "feature_id") if c not in pairs.columns]
-    if missing:
-        raise GeneSpliceInputError(f"membership pairs lack columns {missing} "
-                                   "(expected gene_id, feature_id)")
-    gene_ids = list(dict.fromkeys(gene_ids))
-    if feature_ids is None:
-        feature_ids = sorted(pairs["feature_id"].astype(str).unique())
-    feature_ids = list(dict.fromkeys(feature_ids))
-    gi = pd.Index(gene_ids)
-    fi = pd.Index(feature_ids)
-    r = gi.get_indexer(pairs["gene_id"].astype(str))
-    c = fi.get_indexer(pairs["feature_id"].astype(str))
-    ok = (r >= 0) & (c >= 0)
-    if (~ok).any():
-        log.info("membership: %d of %d pairs name a gene or feature outside the requested "
-                 "lists (left out)", int((~ok).sum()), len(pairs))
-    m = sp.csr_matrix((np.ones(int(ok.sum())), (r[ok], c[ok])),
-                      shape=(len(gene_ids), len(feature_ids)))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return MembershipFeatures(matrix=m, gene_ids=tuple(gene_ids), feature_ids=tuple(feature_ids))
 
 
-def membership_from_graph(graph, *, relations: Sequence[str] = ("annotated_with", "member_of",
-                                                                  "regulates"),
-                          propagate: bool = False,
-                          gene_ids: Sequence[str] | None = None) -> MembershipFeatures:
-    """Membership features from a built ``genesplice.graph`` ``KnowledgeGraph``.
-
-    One block of columns per gene edge type whose relation is in ``relations`` (reverse edges
-    skipped): GO terms (``annotated_with``), pathways (``member_of``) and, for gene -> gene
-    ``regulates``, the regulating TFs (columns named ``TF:<symbol>``). ``propagate`` marks
-    ancestor terms/pathways too (true-path rule, via ``KnowledgeGraph.membership``).
-    ``gene_ids`` reorders the rows (e.g. to the expression table's genes); genes absent from
-    the graph get all-zero rows and are counted in a log line.
-    """
-    blocks, names = [], []
-    graph_genes = list(graph.node_ids["gene"])
-    for et in graph.edge_types:
-        src, rel, dst = et
-        if rel.startswith("rev_") or rel not in relations or "gene" not in (src, dst):
-            continue
-        m = graph.membership(et, propagate=propagate)
-        other = dst if src == "gene" else src
-        ids = list(graph.node_ids[other])
-        if src == "gene" and dst == "gene":
-            ids = [f"TF:{g}" for g in ids]
-        keep = np.flatnonzero(m.getnnz(axis=0) > 0)
-        blocks.append(sp.csr_matrix(m)[:, keep])
-        names.extend(ids[i] for i in keep)
-    if not blocks:
-        raise GeneSpliceInputError(f"the graph has no gene edge type with relation in "
-                                   f"{list(relations)} (has {graph.edge_types})")
-    matrix = sp.hstack(blocks, format="csr")
-    matrix.data[:] = 1.0
-    if gene_ids is not None:
-        gene_ids = list(dict.fromkeys(gene_ids))
-        rows = pd.Index(graph_genes).get_indexer(gene_ids)
-        absent = int((rows < 0).sum())
-        if absent:
-            log.info("membership: %d of %d requested genes are not graph nodes (all-zero rows)",
-                     absent, len(gene_ids))
-        pad = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]))], format="csr")
-        matrix = pad[np.where(rows < 0, matrix.shape[0], rows)]
-        graph_genes = gene_ids
-    return MembershipFeatures(matrix=sp.csr_matrix(matrix), gene_ids=tuple(graph_genes),
-                              feature_ids=tuple(names))
 
 
 def level_profile_targets(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesplice.errors import GeneSpliceInputError
-from genesplice.training.baselines import (fit_ridge_baseline, level_profile_targets,
-                                           membership_matrix)
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.graph.features import membership_matrix
+from genesplice.training.ridge import fit_ridge_baseline, level_profile_targets
 from genesplice.training.metrics import evaluate_predictions
 
 
@@ -96,7 +96,7 @@ def test_membership_from_tiny_graph():
     from torch_geometric.data import HeteroData
 
     from genesplice.graph.hetero import KnowledgeGraph
-    from genesplice.training.baselines import membership_from_graph
+    from genesplice.graph.features import membership_from_graph
 
     d = HeteroData()
     d["gene", "annotated_with", "go_term"].edge_index = torch.tensor([[0, 1, 2], [0, 0, 1]])

@@ -24,20 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.chromosomes import normalize_chromosome
 
 T = TypeVar("T")
-
-
-def _norm_chrom(name: str) -> str:
-    # local copy of the naming rule to keep config free of stage imports
-    s = str(name).strip()
-    core = s[3:] if s.lower().startswith("chr") else s
-    if core.isdigit():
-        return f"chr{int(core)}"
-    if core.upper() in ("X", "Y", "M", "MT"):
-        return "chrM" if core.upper() in ("M", "MT") else f"chr{core.upper()}"
-    return s
 
 
 @dataclass(frozen=True)
@@ -86,9 +76,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_chromosomes",
-                           tuple(_norm_chrom(c) for c in self.test_chromosomes))
+                           tuple(normalize_chromosome(c) for c in self.test_chromosomes))
         object.__setattr__(self, "val_chromosomes",
-                           tuple(_norm_chrom(c) for c in self.val_chromosomes))
+                           tuple(normalize_chromosome(c) for c in self.val_chromosomes))
         problems = []
         if self.schedule not in ("cosine", "cyclic"):
             problems.append(f"train.schedule = {self.schedule!r} (expected 'cosine' or 'cyclic')")
@@ -282,7 +272,7 @@ def to_toml(data: Mapping[str, Any]) -> str:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     """Write ``cfg`` as TOML atomically (temp file in the same folder + ``os.replace``)."""
-    from genesplice.fileio import atomic_write_text
+    from genesplice.io.atomic import atomic_write_text
 
     return atomic_write_text(path, to_toml(config_to_dict(cfg)))
 

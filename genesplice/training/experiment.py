@@ -1,7 +1,7 @@
 """One experiment end to end: data → ridge baseline → fused model + ablations → evaluation.
 
 Used by ``genesplice train`` / ``evaluate`` / ``demo`` and by the notebook API. Every input
-path comes from the :class:`~genesplice.config.RunConfig` ("" = the bundled default).
+path comes from the :class:`~genesplice.training.config.RunConfig` ("" = the bundled default).
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.config import RunConfig, config_to_dict
-from genesplice.fileio import atomic_write, atomic_write_text
+from genesplice.training.config import RunConfig, config_to_dict
+from genesplice.io.atomic import atomic_write, atomic_write_text
+from genesplice.io.constants import EPDNEW_PROMOTERS, unit_label
 from genesplice.models.graph_encoder import GraphEncoderConfig
 from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
-from genesplice.training.baselines import MembershipFeatures, RidgeBaseline, fit_ridge_baseline
+from genesplice.graph.features import MembershipFeatures
+from genesplice.training.ridge import RidgeBaseline, fit_ridge_baseline
 from genesplice.training.checkpoint import load_checkpoint
 from genesplice.training.data import TrainingData
 from genesplice.training.loop import TrainResult, predict_rows, train_model
@@ -197,7 +199,6 @@ def timed(seconds: dict, key: str):
     return _T()
 
 
-DEFAULT_PROMOTERS = "coords/epdnew_hs_core_promoters_m49_p10.fa.gz"
 
 
 def load_graph(graph_path: str | os.PathLike | None, *, recipe: str | os.PathLike | None = None,
@@ -227,7 +228,7 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
     :class:`TrainingData` (graph from ``cfg.data.graph_path``, built if absent)."""
     from genesplice.annotations.expression import read_expression_table
     from genesplice.annotations.ids import default_resolver
-    from genesplice.knowledge import knowledge_path
+    from genesplice.io.knowledge import knowledge_path
     from genesplice.sequence.promoters import read_promoter_fasta
     from genesplice.training.data import prepare_training_data
     from genesplice.training.splits import gene_chromosomes
@@ -236,7 +237,7 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
     expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
     chrom = gene_chromosomes(cfg.data.tss_path or None)
-    promoters_path = getattr(cfg.data, "promoters_path", "") or knowledge_path(DEFAULT_PROMOTERS)
+    promoters_path = getattr(cfg.data, "promoters_path", "") or knowledge_path(EPDNEW_PROMOTERS)
     promoters = read_promoter_fasta(promoters_path)
     return prepare_training_data(graph, expr, gene_chromosomes=chrom, promoters=promoters,
                                  test_chromosomes=cfg.train.test_chromosomes,
@@ -245,7 +246,6 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
                                  genes=genes, resolver=default_resolver())
 
 
-UNIT_LABELS = {"log10_ntpm1": "log10(nTPM+1)", "log1p_ntpm": "ln(nTPM+1)", "ntpm": "nTPM"}
 
 
 def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.DataFrame:
@@ -278,7 +278,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
     ``report.md`` with plots and metric tables, ``history_<model>.csv`` and ``summary.json``.
     Returns the summary dict.
     """
-    from genesplice.config import save_config
+    from genesplice.training.config import save_config
     from genesplice.training.report import write_evaluation_report
 
     out = Path(out_dir)
@@ -337,7 +337,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
                    ridge_predict(ridge, data, torch.arange(data.n_genes))}
     predictions.update({name: vr.predictions for name, vr in trained.items()})
     obs, preds, results = evaluate_models(data, predictions)
-    unit = UNIT_LABELS.get(cfg.data.unit, cfg.data.unit)
+    unit = unit_label(cfg.data.unit)
     notes = [f"Split: test {', '.join(cfg.train.test_chromosomes)} "
              f"({len(data.rows['test'])} genes), validation "
              f"{', '.join(cfg.train.val_chromosomes)} ({len(data.rows['val'])} genes; all "
@@ -372,8 +372,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
     """Re-evaluate every model checkpoint of a run folder (plus a refitted ridge baseline) on
     one split, from the run's own ``config.toml``; rewrites ``report.md`` (``split='test'``)
     or writes ``eval_<split>/``."""
-    from genesplice.config import load_config
-    from genesplice.errors import GeneSpliceInputError
+    from genesplice.training.config import load_config
+    from genesplice.io.errors import GeneSpliceInputError
     from genesplice.training.report import write_evaluation_report
 
     run = Path(run_dir)
@@ -400,7 +400,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
         name = ckpt.stem.replace("_no_pretraining", " (no pretraining)")
         predictions[name] = pred
     obs, preds, results = evaluate_models(data, predictions, split=split)
-    unit = UNIT_LABELS.get(cfg.data.unit, cfg.data.unit)
+    unit = unit_label(cfg.data.unit)
     out = run if split == "test" else run / f"eval_{split}"
     paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
                                     title=f"GeneSplice: evaluation on {split} genes",

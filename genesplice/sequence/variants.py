@@ -29,14 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.annotations.io import open_text
-from genesplice.errors import GeneSpliceInputError
+from genesplice.io.text import open_text
+from genesplice.io.constants import PROMOTER_TSS_INDEX
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.sequence.encode import (
     decode_tokens,
     encode_sequence,
     reverse_complement,
 )
-from genesplice.sequence.fasta import GenomeWindows, canonical_chrom
+from genesplice.io.chromosomes import alias_key
+from genesplice.sequence.fasta import GenomeWindows
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ class LocateReport:
 
 
 def locate_promoters(promoters: pd.Series, tss: pd.DataFrame, genome: Genome, *,
-                     tss_index: int = 49, search_bp: int = 10_000
+                     tss_index: int = PROMOTER_TSS_INDEX, search_bp: int = 10_000
                      ) -> tuple[pd.DataFrame, LocateReport]:
     """Place promoter sequences on the genome.
 
@@ -149,7 +151,7 @@ def locate_promoters(promoters: pd.Series, tss: pd.DataFrame, genome: Genome, *,
         else:
             tss0 = t - shift
             start0 = tss0 - (length - tss_index) + 1
-        rows.append((gene, canonical_chrom(chrom), start0, start0 + length, strand, tss0, shift))
+        rows.append((gene, alias_key(chrom), start0, start0 + length, strand, tss0, shift))
     table = pd.DataFrame(rows, columns=["gene_id", "chrom", "start0", "end0", "strand", "tss0",
                                         "shift_bp"])
     report = LocateReport(n_genes=len(promoters), n_located=len(table), n_at_tss=int(n_at),
@@ -175,7 +177,7 @@ class WindowIndex:
                  ) -> tuple[np.ndarray, np.ndarray]:
         """``(variant positions, window rows)`` of every overlapping (variant, window) pair."""
         var_idx, win_idx = [], []
-        keys = pd.Series(chrom).map(canonical_chrom).to_numpy()
+        keys = pd.Series(chrom).map(alias_key).to_numpy()
         for key, (starts, ends, rows) in self._by_chrom.items():
             on = np.flatnonzero(keys == key)
             if not len(on):

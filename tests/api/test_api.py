@@ -18,9 +18,9 @@ import torch
 
 from genesplice.api import GeneSplice
 from genesplice.cli import main
-from genesplice.config import RunConfig, TrainConfig
-from genesplice.errors import GeneSpliceInputError
-from genesplice.knowledge import knowledge_path
+from genesplice.training.config import RunConfig, TrainConfig
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 from genesplice.sequence.encode import decode_tokens
 from genesplice.sequence.fasta import GenomeWindows
 
@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     promoters and expression table are the full bundled ones), checkpointed by
     ``train_variant``."""
     from genesplice.training.checkpoint import load_checkpoint
-    from genesplice.training.run import load_graph
+    from genesplice.training.experiment import load_graph
 
     out = tmp_path_factory.mktemp("api_run")
     kg = load_graph(GRAPH_DIR, progress=False)       # built once there when absent
@@ -70,7 +70,7 @@ def test_predict_dataframe_shape_labels_and_values(gs, trained):
     # the numbers training reports (genesplice.training.loop.predict_rows): the level from
     # the level-best weights, the centred profile from the profile-best weights
     from genesplice.training.loop import predict_rows
-    from genesplice.training.run import build_model
+    from genesplice.training.experiment import build_model
 
     # (queries use every promoter: gs.data, not the subset run's training data)
     data, extra = gs.data, trained["extra"]

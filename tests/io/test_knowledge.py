@@ -2,7 +2,7 @@
 import gzip
 
 from genesplice.cli import main
-from genesplice.knowledge import knowledge_dir, read_manifest, verify_manifest
+from genesplice.io.knowledge import knowledge_dir, read_manifest, verify_manifest
 
 
 def test_every_checksum_matches():

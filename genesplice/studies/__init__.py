@@ -1,0 +1,1 @@
+"""genesplice.studies: analyses built on the training stage (the long-sequence study)."""
