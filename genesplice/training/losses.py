@@ -17,12 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class LevelProfile:
-    level: torch.Tensor    # (g,) mean over observed tissues; 0 for a gene with none
-    profile: torch.Tensor  # (g, t) y - level on observed cells, 0 elsewhere
-    mask: torch.Tensor     # (g, t) bool
+from genesplice.training.targets import level_profile
 
 
 @dataclass(frozen=True)
@@ -30,22 +25,6 @@ class LevelProfileLoss:
     total: torch.Tensor    # level_weight * level + profile_weight * profile
     level: torch.Tensor    # MSE of the per-gene level
     profile: torch.Tensor  # MSE of the centred profile over observed cells
-
-
-def decompose_level_profile(y: torch.Tensor, mask: torch.Tensor | None = None) -> LevelProfile:
-    """Split (g, t) values into per-gene level and centred profile over observed cells.
-
-    ``mask`` defaults to ``~isnan(y)``. A gene with no observed cell gets level 0 and an all-zero
-    profile (and is excluded from the level loss by :func:`level_profile_loss`).
-    """
-    if mask is None:
-        mask = ~torch.isnan(y)
-    mask = mask.bool()
-    y0 = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
-    n = mask.sum(dim=1)                                          # (g,)
-    level = y0.sum(dim=1) / n.clamp(min=1).to(y.dtype)           # (g,)
-    profile = torch.where(mask, y0 - level[:, None], torch.zeros_like(y0))
-    return LevelProfile(level=level, profile=profile, mask=mask)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -68,8 +47,8 @@ def level_profile_loss(pred: torch.Tensor, target: torch.Tensor,
     """
     if mask is None:
         mask = ~torch.isnan(target)
-    t = decompose_level_profile(target, mask)
-    p = decompose_level_profile(pred, t.mask)
+    t = level_profile(target, mask)
+    p = level_profile(pred, t.mask)
     has_any = t.mask.any(dim=1)
     level = masked_mse(p.level, t.level, has_any)
     profile = masked_mse(p.profile, t.profile, t.mask)

@@ -57,7 +57,7 @@ def align(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     return pred
 
 
-def _masked_pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
+def masked_pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
     """Pearson r along ``axis`` using only cells where ``mask``; NaN if < 3 cells or constant."""
     n = mask.sum(axis=axis)
     xs = np.where(mask, x, 0.0)
@@ -109,8 +109,8 @@ def per_tissue_metrics(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.Da
     return pd.DataFrame({
         "tissue": list(observed.columns),
         "n_genes": m.sum(axis=0),
-        "pearson": _masked_pearson(o, p, m, axis=0),
-        "spearman": _masked_pearson(_masked_ranks(o, m, 0), _masked_ranks(p, m, 0), m, axis=0),
+        "pearson": masked_pearson(o, p, m, axis=0),
+        "spearman": masked_pearson(_masked_ranks(o, m, 0), _masked_ranks(p, m, 0), m, axis=0),
         "r2": _masked_r2(o, p, m, axis=0),
     })
 
@@ -126,8 +126,8 @@ def per_gene_metrics(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.Data
     return pd.DataFrame({
         "gene_id": list(observed.index),
         "n_tissues": m.sum(axis=1),
-        "pearson_centred": _masked_pearson(oc, pc, m, axis=1),
-        "spearman_centred": _masked_pearson(_masked_ranks(oc, m, 1), _masked_ranks(pc, m, 1),
+        "pearson_centred": masked_pearson(oc, pc, m, axis=1),
+        "spearman_centred": masked_pearson(_masked_ranks(oc, m, 1), _masked_ranks(pc, m, 1),
                                             m, axis=1),
         "r2_centred": _masked_r2(oc, pc, m, axis=1),
     })
