@@ -45,21 +45,13 @@ def _add_build_graph(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_build_graph)
 
 
-def print_graph_summary(kg, file=None) -> None:
-    """The summary table (nodes/edges per type) and the build report lines."""
-    file = file or sys.stdout
-    table = kg.summary()
-    print(table.to_string(index=False, formatters={"count": "{:,}".format}), file=file)
-    for line in kg.report_lines():
-        print(line, file=file)
-
-
 def _run_build_graph(args: argparse.Namespace) -> int:
     from genesplice.graph.build import build_graph
+    from genesplice.training.report import graph_summary_text
 
     kg = build_graph(args.recipe, progress=not args.quiet)
     out = kg.save(args.out)
-    print_graph_summary(kg)
+    print(graph_summary_text(kg))
     print(f"built in {kg.stats['seconds']['total']:.1f} s; saved to {out}")
     return 0
 
@@ -80,104 +72,57 @@ def _run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--device", default=None, metavar="{auto,cpu,cuda,cuda:N,mps}",
+                   help=f"where tensors and models live (default: {default}; auto = CUDA if "
+                        "available, else MPS, else CPU)")
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the bundled real data: build graph → "
                                     "pretrain → train fused model + ablations → evaluate on "
-                                    "held-out chromosomes → predict")
+                                    "held-out chromosomes → predict (settings: the config "
+                                    "defaults, configs/default.toml)")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--recipe", default=None, help="graph recipe (default: human_default)")
-    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs per model")
-    p.add_argument("--pretrain-steps", type=int, default=DEMO_PRETRAIN_STEPS,
-                   help="masked-nucleotide pretraining steps (0: none)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs per model (default: train.epochs, 5)")
+    p.add_argument("--pretrain-steps", type=int, default=None,
+                   help="masked-nucleotide pretraining steps (default: pretrain.steps, 250; "
+                        "0: none)")
     p.add_argument("--max-genes", type=int, default=0,
                    help="label only this many genes (0: all; for a quick look)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0: torch's default); 1 is faster on a busy machine")
+    _add_device(p, "train.device, cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=lambda a: _summary_exit(run_demo(
-        a.out, recipe=a.recipe, epochs=a.epochs, pretrain_steps=a.pretrain_steps,
-        max_genes=a.max_genes, threads=a.threads, progress=not a.quiet)))
+    p.set_defaults(func=_run_demo)
 
 
-DEMO_EPOCHS = 5
-DEMO_PRETRAIN_STEPS = 250
+def _run_demo(args: argparse.Namespace) -> int:
+    from genesplice.training.demo import run_demo
 
-
-def _summary_exit(summary: dict) -> int:
+    run_demo(args.out, recipe=args.recipe, epochs=args.epochs,
+             pretrain_steps=args.pretrain_steps, max_genes=args.max_genes,
+             threads=args.threads, device=args.device, progress=not args.quiet)
     return 0
-
-
-def run_demo(out: str = "runs/demo", *, recipe: str | None = None, epochs: int = DEMO_EPOCHS,
-             pretrain_steps: int = DEMO_PRETRAIN_STEPS, max_genes: int = 0,
-             threads: int = 0, progress: bool = True) -> dict:
-    """The main job on the bundled data, written under ``out``:
-
-    ``graph/`` (built knowledge graph, reused while its inputs are unchanged), ``config.toml``,
-    ``pretrained_encoder.pt``, one checkpoint per model, ``report.md`` (graph summary, metrics
-    of ridge / fused / ablations / pretraining on-off on the test chromosome, plots),
-    ``predictions.csv`` (fused model, every gene of the expression table) and ``summary.json``.
-    """
-    import time
-    from dataclasses import replace
-    from pathlib import Path
-
-    import torch
-
-    from genesplice.training.config import RunConfig
-    from genesplice.graph.recipes import default_recipe_path
-    from genesplice.training.experiment import load_graph, run_experiment
-
-    t0 = time.time()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    out_dir = Path(out)
-    recipe = recipe or str(default_recipe_path())
-    print(f"[1/4] knowledge graph ({recipe})")
-    kg = load_graph(out_dir / "graph", recipe=recipe, progress=progress)
-    print_graph_summary(kg)
-    base = RunConfig(name="demo", out_dir=str(out_dir))
-    cfg = replace(base, data=replace(base.data, graph_path=str(out_dir / "graph")),
-                  train=replace(base.train, epochs=epochs, batch_size=1024, warmup_steps=50,
-                                lr=1e-3, patience=4, aux_weight=0.1, contrastive_weight=0.05,
-                                profile_weight=3.0, linear_lr_scale=0.1))
-    genes = None
-    if max_genes:
-        genes = kg.node_ids["gene"][::max(1, len(kg.node_ids["gene"]) // max_genes)][:max_genes]
-    print("[2/4] data, ridge baseline, pretraining; [3/4] training; [4/4] evaluation")
-    summary = run_experiment(cfg, out_dir, pretrain_steps=pretrain_steps, graph=kg,
-                             genes=genes, progress=progress,
-                             command=f"genesplice demo --out {out}")
-    report = Path(summary["report"])
-    table = kg.summary()
-    graph_md = ["## Knowledge graph", "", f"Recipe: `{recipe}`; built graph: "
-                f"`{out_dir / 'graph'}`", "", "| kind | type | count |", "|---|---|---:|"]
-    graph_md += [f"| {r.kind} | {r.type} | {r.count:,} |" for r in table.itertuples()]
-    graph_md += ["", *[f"- {x}" for x in kg.report_lines()], ""]
-    text = report.read_text().split("\n")
-    report.write_text("\n".join(text[:2] + graph_md + text[2:]))
-    print("\nheld-out test metrics (per-tissue Pearson / per-gene centred Pearson / r²):")
-    for name, m in summary["metrics"].items():
-        print(f"  {name:38s} {m['pearson_tissue']:.3f} / {m['pearson_gene']:.3f} / "
-              f"{m['r2_tissue']:.3f}")
-    print(f"\nreport:      {report}\nplots:       {', '.join(summary['plots'][:3])} …"
-          f"\ncheckpoint:  {out_dir / 'fused.pt'}\npredictions: {out_dir / 'predictions.csv'}"
-          f" ({summary['unit']})\ntotal time:  {time.time() - t0:.0f} s")
-    summary["knowledge_graph"] = kg
-    return summary
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the fused model (and optional ablations), "
                                      "evaluate on the held-out chromosomes, write a report")
-    p.add_argument("--config", default=None, help="run config TOML (default: built-in)")
+    p.add_argument("--config", default=None,
+                   help="run config TOML (default: the built-in defaults, configs/default.toml)")
     p.add_argument("--out", required=True, help="output directory for checkpoints and report")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. train.epochs=20 train.lr=3e-4")
+                   help="override config fields, e.g. train.epochs=20 model.hidden=64 "
+                        "pretrain.steps=0")
     p.add_argument("--variants", nargs="+", default=["fused"],
                    choices=["fused", "graph_only", "sequence_only"])
     p.add_argument("--pretrained-encoder", default=None,
                    help="encoder checkpoint from `genesplice pretrain` to start from")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
+    _add_device(p, "train.device of the config")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_train)
 
@@ -188,6 +133,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config) if args.config else RunConfig(out_dir=args.out)
     cfg = with_overrides(cfg, args.overrides)
+    if args.device is not None:
+        cfg = with_overrides(cfg, [f"train.device={args.device}"])
     summary = run_experiment(cfg, args.out, variants=tuple(args.variants),
                              pretrained_encoder=args.pretrained_encoder,
                              progress=not args.quiet, resume=args.resume,
@@ -208,13 +155,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                         "held-out chromosomes and rewrite its report")
     p.add_argument("--run", required=True, help="a folder written by `train` or `demo`")
     p.add_argument("--split", default="test", choices=["test", "val"])
+    _add_device(p, "train.device of the run's config")
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from genesplice.training.experiment import evaluate_run
 
-    summary = evaluate_run(args.run, split=args.split)
+    summary = evaluate_run(args.run, split=args.split, device=args.device)
     _print_metrics(summary)
     return 0
 
@@ -239,6 +187,7 @@ def _add_input_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labelled-genes", default=None, metavar="FILE",
                    help="only for a checkpoint trained on a labelled-gene subset (a quick "
                         "run): the file listing those genes, one per line")
+    _add_device(p, "train.device of the checkpoint's config")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -253,8 +202,9 @@ def _load_api(args: argparse.Namespace):
         if not path.is_file():
             raise GeneSpliceInputError("labelled-genes file not found", path=path)
         genes = [g.strip() for g in path.read_text().splitlines() if g.strip()]
+    device = {} if args.device is None else {"device": args.device}
     return GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
-                           genes=genes, progress=not args.quiet)
+                           genes=genes, progress=not args.quiet, **device)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -282,8 +232,9 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
+
+    from genesplice.io.atomic import atomic_write
 
     gs = _load_api(args)
     ex = gs.explain(args.gene, args.tissue, top=args.top,
@@ -295,17 +246,15 @@ def _run_explain(args: argparse.Namespace) -> int:
     frames = [("neighbours", ex.neighbours), ("attributions", ex.attributions)]
     for name, df in frames:
         if df is not None:
-            path = out / f"{stem}_{name}.csv"
-            tmp = path.with_name(f".{path.name}.tmp")
-            df.to_csv(tmp, index=False, float_format="%.6g")
-            os.replace(tmp, path)
+            path = atomic_write(out / f"{stem}_{name}.csv",
+                                lambda tmp, df=df: df.to_csv(tmp, index=False,
+                                                             float_format="%.6g"))
             written.append(path)
     import matplotlib
 
     matplotlib.use("Agg")
     fig = ex.plot(top=min(args.top, 8))
-    png = out / f"{stem}.png"
-    fig.savefig(png, dpi=120)
+    png = atomic_write(out / f"{stem}.png", lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     written.append(png)
     print(f"{ex.gene} in {ex.tissue}: predicted {ex.prediction:.3f} {ex.unit}")
     if len(ex.neighbours):
@@ -352,21 +301,21 @@ def _chroms(text: str) -> tuple[str, ...]:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
+    from genesplice.models.sequence_encoder import SequenceEncoderConfig
     from genesplice.training import pretrain as pt
 
     if args.source == "promoters":
-        from genesplice.training.experiment import promoter_encoder_config
         data = pt.promoter_pretraining_sequences(
             args.promoters, args.tss,
             exclude_chromosomes=_chroms(args.test_chroms) + _chroms(args.val_chroms),
             held_out_chromosomes=_chroms(args.val_chroms))
-        config, crop, batch = promoter_encoder_config(), None, args.batch_size or 64
+        config, crop, batch = SequenceEncoderConfig.promoter(), None, args.batch_size or 64
     else:
-        from genesplice.studies.long_sequence import long_study_encoder_config
         data = pt.window_pretraining_sequences(
             flank_bp=args.flank_bp, train_chromosomes=_chroms(args.train_chroms),
             held_out_chromosomes=_chroms(args.held_out_chroms), tss_path=args.tss)
-        config, crop, batch = long_study_encoder_config(), args.crop_bp, args.batch_size or 16
+        config, crop = SequenceEncoderConfig.long_study(), args.crop_bp
+        batch = args.batch_size or 16
     print(data.summary())
     result = pt.pretrain_encoder(
         config, data.train, steps=args.steps, lr=args.lr,
@@ -400,18 +349,19 @@ def _add_long_sequence_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_long_sequence_study(args: argparse.Namespace) -> int:
-    from genesplice.studies.long_sequence import run_long_sequence_study
+    from genesplice.studies.long_sequence import LongSequenceStudyConfig, run_long_sequence_study
 
     try:
-        flanks = [int(round(float(x) * 1000)) for x in _chroms(args.flanks_kb)]
+        flanks = tuple(int(round(float(x) * 1000)) for x in _chroms(args.flanks_kb))
     except ValueError as err:
         raise GeneSpliceInputError(f"--flanks-kb must be numbers, e.g. 10,50 (got "
                                    f"{args.flanks_kb!r})") from err
-    result = run_long_sequence_study(
-        args.out, flanks_bp=flanks, train_chromosomes=_chroms(args.train_chroms),
+    config = LongSequenceStudyConfig(
+        flanks_bp=flanks, train_chromosomes=_chroms(args.train_chroms),
         test_chromosomes=_chroms(args.test_chroms), encoders=_chroms(args.encoders),
         pretrain_steps=args.pretrain_steps, main_training_promoters=not args.no_main_promoters,
         seed=args.seed, num_threads=args.threads, progress=not args.quiet)
+    result = run_long_sequence_study(config, out_dir=args.out)
     print(result.markdown())
     print(f"wrote {result.markdown_path} and {result.csv_path}")
     return 0

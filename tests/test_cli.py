@@ -1,9 +1,18 @@
-"""CLI: build-graph, validate and demo through main([...]) (small recipes keep it fast)."""
+"""CLI: build-graph, validate, demo and train through main([...]) (small recipes keep it fast)."""
+import contextlib
+import io
+import json
+import math
+from dataclasses import replace
+
 import pytest
 
 from genesplice.cli import main
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.knowledge import knowledge_path
+from genesplice.models.sequence_encoder import SequenceEncoderConfig
+from genesplice.training.checkpoint import load_checkpoint
+from genesplice.training.config import RunConfig, load_config
 
 SMALL = """name = "small"
 [genes]
@@ -64,11 +73,23 @@ def test_validate_ok_and_bad(tmp_path, capsys):
     assert ":1: expected 17 tab-separated GAF 2.x columns, found 3" in capsys.readouterr().err
 
 
-def test_demo_writes_report(tmp_path, small_recipe, capsys):
-    out = tmp_path / "demo"
-    # the whole main job (graph → pretrain → train → evaluate → predict) at tiny settings
-    assert main(["demo", "--out", str(out), "--recipe", str(small_recipe), "--epochs", "1",
-                 "--pretrain-steps", "3", "--max-genes", "300", "--quiet"]) == 0
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The whole main job (graph → pretrain → train → evaluate → predict) at tiny settings,
+    once for this module: (output folder, exit code, what it printed)."""
+    out = tmp_path_factory.mktemp("cli") / "demo"
+    recipe = out.parent / "small.toml"
+    recipe.write_text(SMALL)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["demo", "--out", str(out), "--recipe", str(recipe), "--epochs", "1",
+                   "--pretrain-steps", "3", "--max-genes", "300", "--quiet"])
+    return out, rc, buf.getvalue()
+
+
+def test_demo_writes_report(demo_run):
+    out, rc, printed = demo_run
+    assert rc == 0
     assert (out / "graph" / "tensors.pt").exists()
     report = (out / "report.md").read_text()
     assert "## Knowledge graph" in report and "| node | gene |" in report
@@ -78,3 +99,68 @@ def test_demo_writes_report(tmp_path, small_recipe, capsys):
     pred = pd.read_csv(out / "predictions.csv")
     assert pred.columns[0] == "gene_symbol" and "liver" in pred.columns
     assert (out / "fused.pt").exists() and (out / "summary.json").exists()
+    # the printed table has one line per model with three finite numbers
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["metrics"]) == 5
+    for name, m in summary["metrics"].items():
+        assert f"  {name:38s} {m['pearson_tissue']:.3f} / " in printed, name
+        assert all(math.isfinite(m[k]) for k in ("pearson_tissue", "pearson_gene", "r2_tissue"))
+
+
+def test_demo_runs_with_the_config_defaults(demo_run):
+    # the demo has no settings of its own: config.toml is RunConfig() but for the folders and
+    # the two flags given on the command line
+    out, _, _ = demo_run
+    cfg = load_config(out / "config.toml")
+    default = RunConfig()
+    assert cfg.model == default.model and cfg.ridge == default.ridge
+    assert cfg.train == replace(default.train, epochs=1)
+    assert cfg.pretrain == replace(default.pretrain, steps=3)
+    assert cfg.data.graph_path == str(out / "graph")
+
+
+def test_demo_bad_recipe_exits_2_with_one_line(tmp_path, capsys):
+    p = tmp_path / "bad.toml"
+    p.write_text("[go]\nmin_gene = 3\n")
+    rc = main(["demo", "--out", str(tmp_path / "demo"), "--recipe", str(p), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith(f"genesplice: error: {p}:2: unknown key 'go.min_gene'")
+    assert "\n" not in err
+    assert not (tmp_path / "demo" / "summary.json").exists()
+
+
+def test_demo_bad_device_exits_2_before_any_work(tmp_path, capsys):
+    rc = main(["demo", "--out", str(tmp_path / "demo"), "--device", "gpu", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "train.device = 'gpu'" in err and "\n" not in err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_train_set_model_hidden(demo_run, tmp_path, capsys):
+    out, _, _ = demo_run
+    run = tmp_path / "train"
+    rc = main(["train", "--out", str(run), "--variants", "graph_only", "--quiet", "--set",
+               f"data.graph_path={out / 'graph'}", "model.hidden=16", "model.heads=2",
+               "train.epochs=1", "pretrain.steps=0", "--device", "cpu"])
+    assert rc == 0
+    assert "graph_only: per-tissue r" in capsys.readouterr().out
+    cfg = load_config(run / "config.toml")
+    assert cfg.model.hidden == 16 and cfg.model.heads == 2 and cfg.train.device == "cpu"
+    ck = load_checkpoint(run / "graph_only.pt")
+    args = ck.extra["model_args"]
+    assert args["model"]["hidden"] == 16 and args["model"]["graph"]["heads"] == 2
+    assert args["sequence_encoder"] == SequenceEncoderConfig.promoter().to_dict()
+    assert not (run / "pretrained_encoder.pt").exists()
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["model.hidden=30"], "model.hidden = 30 is not divisible by model.heads = 4"),
+    (["model.hiden=16"], "unknown key 'model.hiden'"),
+    (["train.device=gpu"], "train.device = 'gpu'"),
+])
+def test_train_bad_override_exits_2_with_one_line(tmp_path, capsys, overrides, match):
+    rc = main(["train", "--out", str(tmp_path / "t"), "--set", *overrides])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and match in err and "\n" not in err
+    assert not (tmp_path / "t").exists()

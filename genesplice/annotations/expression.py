@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.io.text import open_text
+from genesplice.io.constants import EXPRESSION
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.text import open_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPRESSION = "expression/hpa_gtex_tissue_nTPM_wide.tsv.gz"
 ID_COLUMNS = ("ensembl_id", "gene_symbol")
 UNITS = ("log10_ntpm1", "log1p_ntpm", "ntpm")
 _MISSING = ["", "NA", "NaN", "nan"]
@@ -109,67 +110,14 @@ def read_expression_table(path: str | os.PathLike | None = None, *,
     """
     if unit not in UNITS:
         raise GeneSpliceInputError(f"unknown expression unit {unit!r} (expected one of {UNITS})")
-    if path is None:
-        from genesplice.io.knowledge import knowledge_path
-        path = knowledge_path(DEFAULT_EXPRESSION)
-    path = Path(path)
-    with open_text(path) as fh:
-        header = fh.readline().rstrip("\n").rstrip("\r").split("\t")
-        missing_cols = [c for c in ID_COLUMNS if c not in header]
-        tissues = [c for c in header if c not in ID_COLUMNS]
-        if missing_cols or not tissues:
-            raise GeneSpliceInputError(
-                f"missing columns {missing_cols or ['<at least one tissue column>']} (expected "
-                f"tab-separated header: {', '.join(ID_COLUMNS)}, then one column per tissue; "
-                f"found {header[:5]}{' ...' if len(header) > 5 else ''})", path=path, line=1)
-        dup = sorted({c for c in header if header.count(c) > 1})
-        if dup:
-            raise GeneSpliceInputError(f"duplicate column names {dup} (expected unique tissue "
-                                       "names)", path=path, line=1)
-        try:
-            raw = pd.read_csv(fh, sep="\t", header=None, names=header, dtype=str,
-                              keep_default_na=False, na_values=_MISSING)
-        except pd.errors.ParserError as err:
-            raise GeneSpliceInputError(f"malformed TSV ({err}); expected {len(header)} "
-                                       "tab-separated columns per row", path=path) from err
-    if raw.empty:
-        raise GeneSpliceInputError("no data rows (expected one row per gene after the header)",
-                                   path=path)
-
-    ntpm = raw[tissues].apply(pd.to_numeric, errors="coerce").astype("float64")
-    bad = ntpm.isna().to_numpy() & raw[tissues].notna().to_numpy()
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise GeneSpliceInputError(
-            f"non-numeric value {raw[tissues].iat[r, c]!r} in column {tissues[c]!r} (expected a "
-            f"number >= 0, or an empty cell for missing); {int(bad.sum())} such cells",
-            path=path, line=int(r) + 2)
-    neg = (ntpm < 0).to_numpy()
-    if neg.any():
-        r, c = np.argwhere(neg)[0]
-        raise GeneSpliceInputError(
-            f"negative nTPM {ntpm.iat[r, c]} in column {tissues[c]!r} (expected >= 0)",
-            path=path, line=int(r) + 2)
-
+    path = Path(path) if path is not None else knowledge_path(EXPRESSION)
+    raw, tissues = _read_raw(path)
+    ntpm = _ntpm_cells(raw, tissues, path)
     symbols = raw["gene_symbol"].fillna("").str.strip()
     ens = raw["ensembl_id"].fillna("").str.strip()
     has_symbol = (symbols != "").to_numpy()
     n_no_symbol = int((~has_symbol).sum())
-
-    # Deterministic collapse of duplicate symbols: most observed cells, then highest mean
-    # nTPM, then smallest Ensembl id; original row order is kept for the survivors.
-    order = pd.DataFrame({
-        "row": np.arange(len(raw)),
-        "symbol": symbols.to_numpy(),
-        "ensembl": ens.to_numpy(),
-        "n_obs": ntpm.notna().sum(axis=1).to_numpy(),
-        "mean": ntpm.mean(axis=1).fillna(-1.0).to_numpy(),
-    })[has_symbol]
-    ranked = order.sort_values(["symbol", "n_obs", "mean", "ensembl"],
-                               ascending=[True, False, False, True], kind="mergesort")
-    is_dup = ranked["symbol"].duplicated(keep="first")
-    dropped = ranked[is_dup]
-    kept_rows = np.sort(ranked.loc[~is_dup, "row"].to_numpy())
+    kept_rows, dropped = _collapse_duplicates(ntpm, symbols, ens, has_symbol)
 
     values = _to_unit(ntpm.iloc[kept_rows], unit)
     values.index = pd.Index(symbols.iloc[kept_rows].to_numpy(), name="gene_id", dtype=object)
@@ -192,3 +140,69 @@ def read_expression_table(path: str | os.PathLike | None = None, *,
     if report.n_duplicate_rows_dropped or n_no_symbol:
         log.info(report.summary())
     return ExpressionTable(values=values, ensembl_ids=ensembl_ids, unit=unit, report=report)
+
+
+def _read_raw(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The table as strings (NaN where empty) and its tissue columns, header checked."""
+    with open_text(path) as fh:
+        header = fh.readline().rstrip("\n").rstrip("\r").split("\t")
+        missing_cols = [c for c in ID_COLUMNS if c not in header]
+        tissues = [c for c in header if c not in ID_COLUMNS]
+        if missing_cols or not tissues:
+            raise GeneSpliceInputError(
+                f"missing columns {missing_cols or ['<at least one tissue column>']} (expected "
+                f"tab-separated header: {', '.join(ID_COLUMNS)}, then one column per tissue; "
+                f"found {header[:5]}{' ...' if len(header) > 5 else ''})", path=path, line=1)
+        dup = sorted({c for c in header if header.count(c) > 1})
+        if dup:
+            raise GeneSpliceInputError(f"duplicate column names {dup} (expected unique tissue "
+                                       "names)", path=path, line=1)
+        try:
+            raw = pd.read_csv(fh, sep="\t", header=None, names=header, dtype=str,
+                              keep_default_na=False, na_values=_MISSING)
+        except pd.errors.ParserError as err:
+            raise GeneSpliceInputError(f"malformed TSV ({err}); expected {len(header)} "
+                                       "tab-separated columns per row", path=path) from err
+    if raw.empty:
+        raise GeneSpliceInputError("no data rows (expected one row per gene after the header)",
+                                   path=path)
+    return raw, tissues
+
+
+def _ntpm_cells(raw: pd.DataFrame, tissues: list[str], path: Path) -> pd.DataFrame:
+    """float64 nTPM [rows, tissues]; a non-numeric or negative cell is an error naming its line."""
+    ntpm = raw[tissues].apply(pd.to_numeric, errors="coerce").astype("float64")
+    bad = ntpm.isna().to_numpy() & raw[tissues].notna().to_numpy()
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise GeneSpliceInputError(
+            f"non-numeric value {raw[tissues].iat[r, c]!r} in column {tissues[c]!r} (expected a "
+            f"number >= 0, or an empty cell for missing); {int(bad.sum())} such cells",
+            path=path, line=int(r) + 2)
+    neg = (ntpm < 0).to_numpy()
+    if neg.any():
+        r, c = np.argwhere(neg)[0]
+        raise GeneSpliceInputError(
+            f"negative nTPM {ntpm.iat[r, c]} in column {tissues[c]!r} (expected >= 0)",
+            path=path, line=int(r) + 2)
+    return ntpm
+
+
+def _collapse_duplicates(ntpm: pd.DataFrame, symbols: pd.Series, ens: pd.Series,
+                         has_symbol: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """(kept row numbers ascending, dropped rows with ``symbol``/``ensembl``).
+
+    Deterministic collapse of duplicate symbols: most observed cells, then highest mean
+    nTPM, then smallest Ensembl id; original row order is kept for the survivors.
+    """
+    order = pd.DataFrame({
+        "row": np.arange(len(ntpm)),
+        "symbol": symbols.to_numpy(),
+        "ensembl": ens.to_numpy(),
+        "n_obs": ntpm.notna().sum(axis=1).to_numpy(),
+        "mean": ntpm.mean(axis=1).fillna(-1.0).to_numpy(),
+    })[has_symbol]
+    ranked = order.sort_values(["symbol", "n_obs", "mean", "ensembl"],
+                               ascending=[True, False, False, True], kind="mergesort")
+    is_dup = ranked["symbol"].duplicated(keep="first")
+    return np.sort(ranked.loc[~is_dup, "row"].to_numpy()), ranked[is_dup]

@@ -18,20 +18,26 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+import obonet
 import pandas as pd
+from obonet.read import parse_tag_line
 
 from genesplice.annotations.ids import GeneResolver, default_resolver
-from genesplice.io.text import open_text
-from genesplice.annotations.validate import (ParseReport, check_field_counts, paused_gc,
-                                              read_bytes, scan_lines)
+from genesplice.annotations.ontology import Ancestors, build_ancestors, expand
+from genesplice.annotations.report import ParseReport
+from genesplice.io.constants import GO_GAF, GO_OBO
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.pause_gc import paused_gc
+from genesplice.io.tables import check_field_counts, read_bytes, scan_lines
+from genesplice.io.text import open_text
 
-DEFAULT_OBO = "annotations/go.obo.gz"
-DEFAULT_GAF = "annotations/goa_human.gaf.gz"
 DEFAULT_RELATIONS = ("is_a", "part_of", "regulates", "positively_regulates",
                      "negatively_regulates")
 PROPAGATE_RELATIONS = ("is_a", "part_of")
 NAMESPACES = {"P": "biological_process", "F": "molecular_function", "C": "cellular_component"}
+#: the three namespaces, in the order of their codes (``go_term.namespace`` 0, 1, 2)
+GO_NAMESPACES = tuple(NAMESPACES.values())
 ROOTS = {"GO:0008150": "biological_process", "GO:0003674": "molecular_function",
          "GO:0005575": "cellular_component"}
 #: regulates-family relation -> sign
@@ -82,10 +88,8 @@ class GeneOntology:
         g.add_edges_from(zip(e["child"], e["parent"]))
         return g
 
-    def ancestors(self, relations: Sequence[str] = PROPAGATE_RELATIONS):
+    def ancestors(self, relations: Sequence[str] = PROPAGATE_RELATIONS) -> Ancestors:
         """Cached :class:`~genesplice.annotations.ontology.Ancestors` over the given relations."""
-        from genesplice.annotations.ontology import build_ancestors
-
         key = tuple(sorted(relations))
         if key not in self._anc:
             e = self.edges[self.edges["relation"].isin(relations)]
@@ -96,8 +100,6 @@ class GeneOntology:
 
 def _locate_obo_error(path: Path) -> tuple[int | None, str]:
     """Re-scan a file obonet rejected, with obonet's own tag-line parser, to find the line."""
-    from obonet.read import parse_tag_line
-
     with open_text(path) as fh:
         stanza = None
         for n, line in enumerate(fh, 1):
@@ -136,10 +138,7 @@ def read_go_obo(path: str | os.PathLike | None = None, *,
     child->parent edges whose both ends are (kept) terms. Malformed input raises
     :class:`GeneSpliceInputError` naming the file and line.
     """
-    import obonet
-    from genesplice.io.knowledge import knowledge_path
-
-    path = Path(path) if path is not None else knowledge_path(DEFAULT_OBO)
+    path = Path(path) if path is not None else knowledge_path(GO_OBO)
     relations = tuple(relations)
     report = ParseReport(source=str(path))
     with open_text(path) as fh, paused_gc():
@@ -224,10 +223,33 @@ def read_gaf(path: str | os.PathLike | None = None, *,
     With ``ontology`` given, alt_ids are mapped to primary ids and annotations to terms not in
     the ontology (obsolete) are skipped and counted.
     """
-    from genesplice.io.knowledge import knowledge_path
-
-    path = Path(path) if path is not None else knowledge_path(DEFAULT_GAF)
+    path = Path(path) if path is not None else knowledge_path(GO_GAF)
     report = ParseReport(source=str(path))
+    df = _read_gaf_rows(path)
+    report.rows_read = len(df)
+    df = _select_annotations(df, report, exclude_not=exclude_not, evidence=evidence,
+                             exclude_evidence=exclude_evidence, namespaces=namespaces)
+    if ontology is not None:
+        df = _to_primary_terms(df, ontology, report)
+    gene = df["db_object_symbol"] if resolver is False else _resolve_genes(df, resolver, report)
+    df = df.assign(gene=gene)
+    df = df[df["gene"].notna()]
+    out = df[["gene", "go_id", "evidence", "aspect", "qualifier", "db_object_id"]]
+    out = out.reset_index(drop=True)
+    if propagate:
+        if ontology is None:
+            raise GeneSpliceInputError("propagate=True needs the ontology (read_go_obo)")
+        out = propagate_annotations(out, ontology)
+    report.rows_kept = len(out)
+    return out, report.log()
+
+
+def _read_gaf_rows(path: Path) -> pd.DataFrame:
+    """The annotation lines of a GAF (17 columns each, checked per line) as strings.
+
+    Required columns must be non-empty, aspect must be P/F/C and the term a ``GO:`` id; the
+    error names the line.
+    """
     data = read_bytes(path)
     lines = scan_lines(data)
     comment = (lines.first_byte == ord("!"))
@@ -245,7 +267,6 @@ def read_gaf(path: str | os.PathLike | None = None, *,
                      keep_default_na=False, na_values=[""], skip_blank_lines=False,
                      usecols=["db_object_id", "db_object_symbol", "qualifier", "go_id",
                               "evidence", "aspect"])
-    report.rows_read = len(df)
     for col in ("db_object_id", "go_id", "evidence", "aspect"):
         bad = df[col].isna().to_numpy()
         if bad.any():
@@ -261,6 +282,13 @@ def read_gaf(path: str | os.PathLike | None = None, *,
         raise GeneSpliceInputError(
             f"expected a GO:nnnnnnn id in column 5, found {df['go_id'].iloc[np.argmax(bad)]!r}",
             path=path, line=int(line_no[np.argmax(bad)]))
+    return df
+
+
+def _select_annotations(df: pd.DataFrame, report: ParseReport, *, exclude_not: bool,
+                        evidence: Iterable[str] | None, exclude_evidence: Iterable[str] | None,
+                        namespaces: Iterable[str] | None) -> pd.DataFrame:
+    """Rows passing the NOT-qualifier, evidence and namespace filters (each skip counted)."""
     keep = np.ones(len(df), dtype=bool)
     if exclude_not:
         is_not = df["qualifier"].fillna("").str.contains(r"(?:^|\|)NOT(?:\||$)",
@@ -280,36 +308,33 @@ def read_gaf(path: str | os.PathLike | None = None, *,
         m = df["aspect"].isin(asp).to_numpy()
         report.skip("namespace not selected", int((keep & ~m).sum()))
         keep &= m
-    df = df[keep]
-    if ontology is not None:
-        go_id = ontology.primary(df["go_id"]) if ontology.alt_ids else df["go_id"]
-        report.notes["alt_ids_mapped"] = int((go_id != df["go_id"]).sum())
-        known = go_id.isin(ontology.terms.index).to_numpy()
-        report.skip("GO term not in ontology (obsolete/unknown)", int((~known).sum()))
-        df = df.assign(go_id=go_id)[known]
-    if resolver is False:
-        gene = df["db_object_symbol"]
-    else:
-        resolver = resolver or default_resolver()
-        gene = resolver.resolve_series(df["db_object_symbol"])
-        miss = gene.isna()
-        if miss.any():  # fall back to the UniProt accession
-            gene = gene.copy()
-            gene[miss] = resolver.resolve_series(df.loc[miss, "db_object_id"])
-        unmapped = df.loc[gene.isna(), "db_object_symbol"]
-        report.skip("gene id not mapped", int(gene.isna().sum()))
-        report.add_unmapped(list(pd.unique(unmapped)))
-        report.n_unmapped = int(unmapped.nunique())
-    df = df.assign(gene=gene)
-    df = df[df["gene"].notna()]
-    out = df[["gene", "go_id", "evidence", "aspect", "qualifier", "db_object_id"]]
-    out = out.reset_index(drop=True)
-    if propagate:
-        if ontology is None:
-            raise GeneSpliceInputError("propagate=True needs the ontology (read_go_obo)")
-        out = propagate_annotations(out, ontology)
-    report.rows_kept = len(out)
-    return out, report.log()
+    return df[keep]
+
+
+def _to_primary_terms(df: pd.DataFrame, ontology: GeneOntology,
+                      report: ParseReport) -> pd.DataFrame:
+    """alt_ids -> primary ids; rows whose term is not in the ontology are skipped (counted)."""
+    go_id = ontology.primary(df["go_id"]) if ontology.alt_ids else df["go_id"]
+    report.notes["alt_ids_mapped"] = int((go_id != df["go_id"]).sum())
+    known = go_id.isin(ontology.terms.index).to_numpy()
+    report.skip("GO term not in ontology (obsolete/unknown)", int((~known).sum()))
+    return df.assign(go_id=go_id)[known]
+
+
+def _resolve_genes(df: pd.DataFrame, resolver: GeneResolver | None,
+                   report: ParseReport) -> pd.Series:
+    """Official symbol per row (NaN where unmapped): the GAF symbol, else the UniProt id."""
+    resolver = resolver or default_resolver()
+    gene = resolver.resolve_series(df["db_object_symbol"])
+    miss = gene.isna()
+    if miss.any():  # fall back to the UniProt accession
+        gene = gene.copy()
+        gene[miss] = resolver.resolve_series(df.loc[miss, "db_object_id"])
+    unmapped = df.loc[gene.isna(), "db_object_symbol"]
+    report.skip("gene id not mapped", int(gene.isna().sum()))
+    report.add_unmapped(list(pd.unique(unmapped)))
+    report.n_unmapped = int(unmapped.nunique())
+    return gene
 
 
 def propagate_annotations(ann: pd.DataFrame, ontology: GeneOntology,
@@ -319,8 +344,6 @@ def propagate_annotations(ann: pd.DataFrame, ontology: GeneOntology,
     Vectorised over cached per-term ancestor sets. Returns unique (gene, go_id) pairs with
     ``direct`` (True where the pair was annotated directly) and ``aspect`` of the term.
     """
-    from genesplice.annotations.ontology import expand
-
     anc = ontology.ancestors(relations)
     genes, gene_code = np.unique(ann["gene"].to_numpy(dtype=object), return_inverse=True)
     term_code = anc.codes(ann["go_id"])

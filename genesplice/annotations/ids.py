@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genesplice.io.constants import GENE_ID_TABLE, UNIPROT_TO_SYMBOL
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.tables import read_table
 
-DEFAULT_TABLE = "annotations/gene_ids_human_orgHs_2022.tsv.gz"
-#: GAF-derived accession -> symbol pairs, used (for the bundled table) as a UniProt fallback
-DEFAULT_UNIPROT_MAP = "annotations/uniprot_to_symbol.tsv.gz"
 TABLE_COLUMNS = ("symbol", "ensembl_ids", "uniprot_ids", "aliases")
 
 _ISOFORM = re.compile(r"-\d+$")
@@ -154,13 +154,10 @@ class GeneResolver:
         table does not know; with the bundled table (``path=None``) it defaults to the bundled
         ``knowledge/annotations/uniprot_to_symbol.tsv.gz``.
         """
-        from genesplice.annotations.validate import read_table
-        from genesplice.io.knowledge import knowledge_path
-
         if path is None:
-            path = knowledge_path(DEFAULT_TABLE)
-            if uniprot_map is None:
-                uniprot_map = knowledge_path(DEFAULT_UNIPROT_MAP)
+            path = knowledge_path(GENE_ID_TABLE)
+            if uniprot_map is None:  # GAF-derived accession -> symbol pairs
+                uniprot_map = knowledge_path(UNIPROT_TO_SYMBOL)
         path = Path(path)
         table = read_table(path, columns=TABLE_COLUMNS, required=("symbol",))
         extra = None

@@ -1,5 +1,6 @@
-"""Vectorised DAG utilities shared by GO and Reactome: ancestor closure, true-path propagation,
-term sizes and lifting annotations of dropped terms to their nearest kept ancestors.
+"""Vectorised DAG utilities shared by GO and Reactome: ancestor closure, true-path propagation
+(:func:`expand`, the one implementation), roots (:func:`root_mask`), term sizes and lifting
+annotations of dropped terms to their nearest kept ancestors.
 
 Ancestor sets are computed once per term (in topological order, parents before children) and
 stored as CSR arrays, so propagating N annotations is a handful of numpy gathers, not a per-row
@@ -61,6 +62,19 @@ def build_ancestors(nodes: list[str], child: np.ndarray, parent: np.ndarray,
     return Ancestors(nodes=nodes, index=index, indptr=indptr, indices=indices)
 
 
+def root_mask(n_nodes: int, child: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """The roots of a child -> parent hierarchy: nodes with a child and no parent.
+
+    ``child``/``parent``: int codes [E] of the edges among nodes ``0..n_nodes-1``. Returns a
+    bool mask [n_nodes]. This is *the* definition of a top-level term or pathway (Reactome's
+    29 top-level pathways, e.g. "Signal Transduction"); a node without any edge is no root.
+    """
+    mask = np.zeros(n_nodes, dtype=bool)
+    mask[np.asarray(parent, dtype=np.int64)] = True
+    mask[np.asarray(child, dtype=np.int64)] = False
+    return mask
+
+
 def expand_rows(anc: Ancestors, term: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each input row, one output row per ancestor of its term (itself included).
 
@@ -83,8 +97,13 @@ def reduce_pairs(item: np.ndarray, term: np.ndarray, n_terms: int,
     item = np.asarray(item, dtype=np.int64)
     term = np.asarray(term, dtype=np.int64)
     key = item * n_terms + term
-    order = np.argsort(key, kind="stable")
-    uniq, start = np.unique(key[order], return_index=True)
+    order = np.argsort(key)  # the order within equal keys does not matter: flags are OR-ed
+    sorted_key = key[order]
+    first = np.ones(len(sorted_key), dtype=bool)
+    first[1:] = sorted_key[1:] != sorted_key[:-1]
+    start = np.flatnonzero(first)
+    uniq = sorted_key[start]
+
     out = {}
     for name, f in (flags or {}).items():
         f = np.asarray(f, dtype=bool)[order]

@@ -17,24 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver, strip_isoform
-from genesplice.io.text import open_text
-from genesplice.annotations.validate import ParseReport, read_table
+from genesplice.annotations.ontology import Ancestors, build_ancestors, root_mask
+from genesplice.annotations.report import ParseReport
+from genesplice.io.constants import (REACTOME_GMT, REACTOME_MAPPING, REACTOME_NAMES,
+                                     REACTOME_RELATION)
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.tables import read_table
+from genesplice.io.text import open_text
 
-DEFAULT_MAPPING = "annotations/reactome_uniprot2reactome_human.tsv.gz"
-DEFAULT_RELATION = "annotations/reactome_pathways_relation_human.tsv.gz"
-DEFAULT_NAMES = "annotations/reactome_pathways_human.tsv.gz"
-DEFAULT_GMT = "annotations/ReactomePathways_2021-02.gmt.gz"
-DEFAULT_UNIPROT_MAP = "annotations/uniprot_to_symbol.tsv.gz"
 MAPPING_COLUMNS = ("uniprot_id", "pathway_id", "url", "pathway_name", "evidence", "species")
-
-
-def _kp(rel: str) -> Path:
-    from genesplice.io.knowledge import knowledge_path
-    return knowledge_path(rel)
 
 
 def reactome_resolver() -> GeneResolver:
@@ -48,7 +44,7 @@ def read_reactome_mapping(path: str | os.PathLike | None = None, *,
                           evidence: tuple[str, ...] | None = None
                           ) -> tuple[pd.DataFrame, ParseReport]:
     """UniProt2Reactome -> unique (gene, pathway_id) rows (+ evidence), and a report."""
-    path = Path(path) if path is not None else _kp(DEFAULT_MAPPING)
+    path = Path(path) if path is not None else knowledge_path(REACTOME_MAPPING)
     report = ParseReport(source=str(path))
     df = read_table(path, header=False, names=MAPPING_COLUMNS,
                     required=("uniprot_id", "pathway_id"))
@@ -94,12 +90,15 @@ class ReactomeHierarchy:
 
     @property
     def roots(self) -> list[str]:
-        """Top-level pathways: nodes with no parent (among those with a name)."""
-        has_parent = set(self.edges["child"])
-        return sorted(p for p in self.names.index if p not in has_parent)
+        """Top-level pathways: roots of the hierarchy (:func:`~genesplice.annotations.ontology.
+        root_mask`: sub-pathways, no parent), sorted."""
+        nodes = list(self.names.index)
+        index = {p: i for i, p in enumerate(nodes)}
+        mask = root_mask(len(nodes), self.edges["child"].map(index).to_numpy(),
+                         self.edges["parent"].map(index).to_numpy())
+        return sorted(nodes[i] for i in np.flatnonzero(mask))
 
-    def ancestors(self):
-        from genesplice.annotations.ontology import build_ancestors
+    def ancestors(self) -> Ancestors:
         return build_ancestors(list(self.names.index), self.edges["child"].to_numpy(),
                                self.edges["parent"].to_numpy(), what="Reactome hierarchy")
 
@@ -109,8 +108,8 @@ def read_reactome_hierarchy(relation_path: str | os.PathLike | None = None,
                             species: str | None = "Homo sapiens",
                             id_prefix: str | None = "R-HSA-") -> ReactomeHierarchy:
     """Pathway names + hierarchy; a cycle raises :class:`GeneSpliceInputError`."""
-    relation_path = Path(relation_path) if relation_path is not None else _kp(DEFAULT_RELATION)
-    names_path = Path(names_path) if names_path is not None else _kp(DEFAULT_NAMES)
+    relation_path = Path(relation_path) if relation_path is not None else knowledge_path(REACTOME_RELATION)
+    names_path = Path(names_path) if names_path is not None else knowledge_path(REACTOME_NAMES)
     names = read_table(names_path, header=False, names=("pathway_id", "name", "species"),
                        required=("pathway_id", "name"))
     report = ParseReport(source=str(relation_path))
@@ -147,7 +146,7 @@ def read_gmt(path: str | os.PathLike | None = None, *,
     column is the stable id (``R-HSA-...``), used as ``pathway_id``; otherwise the set name is.
     Genes are resolved to official symbols (``resolver=False`` keeps them as written).
     """
-    path = Path(path) if path is not None else _kp(DEFAULT_GMT)
+    path = Path(path) if path is not None else knowledge_path(REACTOME_GMT)
     report = ParseReport(source=str(path))
     ids, set_names, genes = [], [], []
     seen: set[str] = set()

@@ -18,20 +18,16 @@ import numpy as np
 import pandas as pd
 
 from genesplice.annotations.ids import GeneResolver, default_resolver
-from genesplice.annotations.validate import ParseReport, read_table
+from genesplice.annotations.report import ParseReport
+from genesplice.io.constants import DOROTHEA, TRRUST
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.tables import read_table
 
-DEFAULT_TRRUST = "annotations/trrust_human.tsv.gz"
-DEFAULT_DOROTHEA = "annotations/dorothea_human.tsv.gz"
 MODE_SIGN = {"Activation": 1, "Repression": -1, "Unknown": 0}
 CONFIDENCE_LEVELS = ("A", "B", "C", "D", "E")
 #: letter -> score in [0, 1] (A = 1.0 ... E = 0.2)
 CONFIDENCE_SCORE = {c: 1.0 - 0.2 * i for i, c in enumerate(CONFIDENCE_LEVELS)}
-
-
-def _kp(rel: str) -> Path:
-    from genesplice.io.knowledge import knowledge_path
-    return knowledge_path(rel)
 
 
 def _resolve_pairs(df: pd.DataFrame, resolver: GeneResolver | None | bool,
@@ -60,7 +56,7 @@ def read_trrust(path: str | os.PathLike | None = None, *,
                 resolver: GeneResolver | None | bool = None
                 ) -> tuple[pd.DataFrame, ParseReport]:
     """TRRUST TSV -> unique (tf, target) with ``sign``, ``modes``, ``pmids``, ``n_rows``."""
-    path = Path(path) if path is not None else _kp(DEFAULT_TRRUST)
+    path = Path(path) if path is not None else knowledge_path(TRRUST)
     report = ParseReport(source=str(path))
     df = read_table(path, columns=("tf", "target", "mode", "pmids"),
                     required=("tf", "target", "mode"), exact_columns=True)
@@ -104,7 +100,7 @@ def read_dorothea(path: str | os.PathLike | None = None, *,
     if max_confidence not in CONFIDENCE_LEVELS:
         raise GeneSpliceInputError(
             f"max_confidence must be one of {', '.join(CONFIDENCE_LEVELS)}, got {max_confidence!r}")
-    path = Path(path) if path is not None else _kp(DEFAULT_DOROTHEA)
+    path = Path(path) if path is not None else knowledge_path(DOROTHEA)
     report = ParseReport(source=str(path))
     df = read_table(path, columns=("tf", "confidence", "target", "mor"),
                     required=("tf", "confidence", "target", "mor"))

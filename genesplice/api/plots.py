@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genesplice.api.base import RELATION_LABELS
+
 BASE_COLOURS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839", "N": "#999999"}
-RELATION_COLOURS = {"GO term": "#4C72B0", "pathway": "#DD8452", "regulator": "#55A868",
-                    "target": "#8172B3"}
+#: one colour per relation label (GO term, pathway, regulator, target)
+RELATION_COLOURS = dict(zip(RELATION_LABELS.values(),
+                            ("#4C72B0", "#DD8452", "#55A868", "#8172B3"), strict=True))
 
 
 def _axes(ax, figsize):

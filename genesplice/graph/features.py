@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from genesplice.annotations.ontology import root_mask
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.errors import GeneSpliceInputError
 
@@ -125,19 +126,22 @@ def membership_from_graph(graph, *, relations: Sequence[str] = ("annotated_with"
 
 
 def top_level_pathways(graph: KnowledgeGraph) -> list[int]:
-    """Rows of pathways that have children but no parent in the (child, part_of, parent) DAG."""
+    """Rows (ascending) of the top-level pathways: the roots of the graph's
+    (pathway, part_of, pathway) hierarchy, i.e. pathways with sub-pathways and no parent
+    (:func:`~genesplice.annotations.ontology.root_mask`, the one definition; the node tensor
+    ``pathway.top_level`` written by the builder is the same mask). 29 on the default graph."""
     if PATHWAY_HIERARCHY not in graph.data.edge_types:
         return []
     ei = graph.data[PATHWAY_HIERARCHY].edge_index.numpy()
-    children, parents = set(ei[0].tolist()), set(ei[1].tolist())
-    return sorted(parents - children)
+    return np.flatnonzero(root_mask(len(graph.node_ids["pathway"]), ei[0], ei[1])).tolist()
 
 
 def membership_features(graph: KnowledgeGraph, *, exclude_pathways: list[int],
                         count_rows: np.ndarray, min_genes: int
                         ) -> tuple[sp.csr_matrix, list[str], dict[str, int]]:
     """Gene × feature 0/1 matrix of *direct* memberships: GO terms, pathways, TF regulators
-    (the ridge baseline's features, :func:`genesplice.training.ridge.membership_from_graph`).
+    (the ridge baseline's features, :func:`membership_from_graph`).
+
 
     Columns of ``exclude_pathways`` (the function labels) are removed, and so are features with
     fewer than ``min_genes`` genes among ``count_rows`` (the training genes): a feature seen in

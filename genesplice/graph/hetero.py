@@ -29,17 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
+from torch_geometric.data import HeteroData
 
-from genesplice.io.errors import GeneSpliceInputError
+from genesplice.annotations.ontology import Ancestors, build_ancestors, expand
 from genesplice.io.atomic import atomic_write
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import sha256_file
 
 NODE_TYPES = ("gene", "go_term", "pathway")
 EdgeType = tuple[str, str, str]
 FORMAT_VERSION = 1
-GO_NAMESPACES = ("biological_process", "molecular_function", "cellular_component")
 #: hierarchy edge types used to propagate membership to ancestors
 HIERARCHY = {"go_term": (("go_term", "is_a", "go_term"), ("go_term", "part_of", "go_term")),
              "pathway": (("pathway", "part_of", "pathway"),)}
@@ -54,8 +58,6 @@ def parse_edge_key(key: str) -> EdgeType:
     a, b, c = key.split("__")
     return a, b, c
 
-
-_atomic_write = atomic_write   # one atomic-write helper for the package
 
 
 @dataclass
@@ -122,11 +124,10 @@ class KnowledgeGraph:
         ``go_term`` for annotated_with, ``pathway`` for member_of; for
         ``('gene','regulates','gene')`` rows are targets and columns regulators (TFs).
         ``propagate=True`` also marks every ancestor term/pathway (true-path rule over the
-        graph's is_a/part_of edges). ``value``: an edge_attr column (e.g. ``"sign"``) instead
-        of 1.0 (not with ``propagate``).
+        graph's is_a/part_of edges, :func:`genesplice.annotations.ontology.expand`).
+        ``value``: an edge_attr column (e.g. ``"sign"``) instead of 1.0 (not with
+        ``propagate``).
         """
-        import scipy.sparse as sp
-
         et = self._edge_type(edge_type)
         ei = self.data[et].edge_index.numpy()
         if et[0] == "gene" and et[2] == "gene":
@@ -150,23 +151,25 @@ class KnowledgeGraph:
         other = et[2] if et[0] == "gene" else et[0]
         if propagate and other in HIERARCHY:
             if value is not None:
-                raise ValueError("value= and propagate=True cannot be combined")
-            m = (m > 0).astype(np.float64)
-            up = sp.csr_matrix((n_cols, n_cols))
-            for h in HIERARCHY[other]:
-                if h in self.data.edge_types:
-                    e = self.data[h].edge_index.numpy()
-                    up = up + sp.csr_matrix((np.ones(e.shape[1]), (e[0], e[1])),
-                                            shape=(n_cols, n_cols))
-            up = (up > 0).astype(np.float64).tocsr()
-            frontier = m
-            while frontier.nnz:
-                nxt = ((frontier @ up) > 0).astype(np.float64)
-                new = ((nxt - nxt.multiply(m > 0)) > 0).astype(np.float64)
-                m = ((m + new) > 0).astype(np.float64)
-                frontier = new
-            m = m.tocsr()
+                raise GeneSpliceInputError("value= and propagate=True cannot be combined")
+            pairs = m.tocoo()
+            g, t, _ = expand(self.ancestors(other), pairs.row, pairs.col)
+            m = sp.csr_matrix((np.ones(len(g)), (g, t)), shape=(n_genes, n_cols))
         return m
+
+    def ancestors(self, node_type: str) -> Ancestors:
+        """Reflexive ancestor sets of ``node_type``'s rows over its hierarchy edges
+        (:data:`HIERARCHY`: is_a + part_of for GO terms, part_of for pathways); the nodes are
+        the row indices ``0..n-1``."""
+        child, parent = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        for h in HIERARCHY.get(node_type, ()):
+            if h in self.data.edge_types:
+                e = self.data[h].edge_index.numpy()
+                child.append(e[0])
+                parent.append(e[1])
+        return build_ancestors(list(range(len(self.node_ids[node_type]))),
+                               np.concatenate(child), np.concatenate(parent),
+                               what=f"{node_type} hierarchy")
 
     def validate(self) -> "KnowledgeGraph":
         """Check id maps against tensors: node counts, index ranges, attribute shapes.
@@ -250,8 +253,8 @@ class KnowledgeGraph:
                 "node_names": self.node_names, "edge_attr_names": self.edge_attr_names,
                 "edge_types": [list(et) for et in self.data.edge_types],
                 "recipe": self.recipe, "inputs": self.inputs, "stats": self.stats}
-        _atomic_write(directory / "tensors.pt", lambda p: torch.save(tensors, p))
-        _atomic_write(directory / "graph.json",
+        atomic_write(directory / "tensors.pt", lambda p: torch.save(tensors, p))
+        atomic_write(directory / "graph.json",
                       lambda p: Path(p).write_text(json.dumps(meta, indent=1, sort_keys=True)))
         return directory
 
@@ -264,8 +267,6 @@ class KnowledgeGraph:
         :class:`GeneSpliceInputError` if one changed or is missing (a stale graph);
         ``recipe`` (a ``Recipe`` or its dict) must equal the stored one, else stale too.
         """
-        from torch_geometric.data import HeteroData
-
         directory = Path(directory)
         meta_path, tensor_path = directory / "graph.json", directory / "tensors.pt"
         for p in (meta_path, tensor_path):
@@ -314,8 +315,6 @@ class KnowledgeGraph:
 
     def stale_inputs(self) -> list[str]:
         """Inputs whose sha256 differs from the one recorded at build time (or are gone)."""
-        from genesplice.io.knowledge import sha256_file
-
         problems = []
         for label, info in self.inputs.items():
             p = Path(info["path"])
@@ -329,7 +328,6 @@ class KnowledgeGraph:
     def to_networkx(self):
         """Typed ``networkx.MultiDiGraph`` (nodes are ids with ``type``/``name``; edges keyed
         by relation). Reverse (``rev_``) edges are left out: networkx edges are directed."""
-        import networkx as nx
 
         if self.nx_graph is not None:
             return self.nx_graph

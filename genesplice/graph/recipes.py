@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from genesplice.annotations.go import DEFAULT_RELATIONS, GO_NAMESPACES
+from genesplice.io import constants as bundled
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_dir
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,10 @@ class GenesSection:
     #: without any annotation are still nodes; "annotated": every gene with an edge;
     #: "file": one symbol per line / column ``universe_column`` of a TSV.
     universe: str = "expression"
-    universe_file: str = "expression/hpa_gtex_tissue_nTPM_wide.tsv.gz"
+    universe_file: str = bundled.EXPRESSION
     universe_column: str = "gene_symbol"
-    id_table: str = "annotations/gene_ids_human_orgHs_2022.tsv.gz"
-    uniprot_map: str = "annotations/uniprot_to_symbol.tsv.gz"
+    id_table: str = bundled.GENE_ID_TABLE
+    uniprot_map: str = bundled.UNIPROT_TO_SYMBOL
     #: alias shared by several genes: "skip" (leave unmapped, counted) or "first"
     ambiguous: str = "skip"
 
@@ -45,12 +48,10 @@ class GenesSection:
 @dataclass(frozen=True)
 class GoSection:
     enabled: bool = True
-    obo: str = "annotations/go.obo.gz"
-    gaf: str = "annotations/goa_human.gaf.gz"
-    namespaces: tuple[str, ...] = ("biological_process", "molecular_function",
-                                   "cellular_component")
-    relations: tuple[str, ...] = ("is_a", "part_of", "regulates", "positively_regulates",
-                                  "negatively_regulates")
+    obo: str = bundled.GO_OBO
+    gaf: str = bundled.GO_GAF
+    namespaces: tuple[str, ...] = GO_NAMESPACES
+    relations: tuple[str, ...] = DEFAULT_RELATIONS
     #: keep only these evidence codes (empty: all)
     evidence: tuple[str, ...] = ()
     #: ND = "no biological data available" (annotations to the three roots)
@@ -66,9 +67,9 @@ class GoSection:
 @dataclass(frozen=True)
 class ReactomeSection:
     enabled: bool = True
-    mapping: str = "annotations/reactome_uniprot2reactome_human.tsv.gz"
-    hierarchy: str = "annotations/reactome_pathways_relation_human.tsv.gz"
-    names: str = "annotations/reactome_pathways_human.tsv.gz"
+    mapping: str = bundled.REACTOME_MAPPING
+    hierarchy: str = bundled.REACTOME_RELATION
+    names: str = bundled.REACTOME_NAMES
     species: str = "Homo sapiens"
     propagate: bool = False
     min_genes: int = 10
@@ -78,8 +79,8 @@ class ReactomeSection:
 @dataclass(frozen=True)
 class RegulatorySection:
     enabled: bool = True
-    trrust: str = "annotations/trrust_human.tsv.gz"
-    dorothea: str = "annotations/dorothea_human.tsv.gz"
+    trrust: str = bundled.TRRUST
+    dorothea: str = bundled.DOROTHEA
     #: keep DoRothEA interactions of confidence A..this letter
     dorothea_max_confidence: str = "C"
     #: confidence letter given to TRRUST's literature-curated edges
@@ -110,8 +111,6 @@ class Recipe:
 
     # ------------------------------------------------------------------ paths
     def root(self) -> Path:
-        from genesplice.io.knowledge import knowledge_dir
-
         if not self.knowledge_dir:
             return knowledge_dir()
         p = Path(self.knowledge_dir)
@@ -143,9 +142,8 @@ _SECTIONS = {"genes": GenesSection, "go": GoSection, "reactome": ReactomeSection
 _CHOICES = {
     ("genes", "universe"): ("expression", "annotated", "file"),
     ("genes", "ambiguous"): ("skip", "first"),
-    ("go", "namespaces"): ("biological_process", "molecular_function", "cellular_component"),
-    ("go", "relations"): ("is_a", "part_of", "regulates", "positively_regulates",
-                          "negatively_regulates", "has_part", "occurs_in"),
+    ("go", "namespaces"): GO_NAMESPACES,
+    ("go", "relations"): (*DEFAULT_RELATIONS, "has_part", "occurs_in"),
     ("regulatory", "dorothea_max_confidence"): ("A", "B", "C", "D", "E"),
     ("regulatory", "trrust_confidence"): ("A", "B", "C", "D", "E"),
 }

@@ -1,2 +1,3 @@
-"""genesplice.io: the bottom layer — errors, atomic writes, opening text/gzip files, bundled
-paths and constants, chromosome names. Imports nothing else of genesplice."""
+"""genesplice.io: the bottom layer — errors, atomic writes, opening text/gzip files, validated
+tab-separated tables (:mod:`~genesplice.io.tables`), bundled paths and constants, chromosome
+names, pausing the garbage collector. Imports nothing else of genesplice."""

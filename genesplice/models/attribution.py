@@ -71,10 +71,11 @@ def onehot_gradient(model: GeneSpliceModel, graph: GraphInputs, seq: SequenceInp
     try:
         with torch.enable_grad(), _capture_stem_input(model, captured):
             emb = model.sequence_encoder(tokens[None], torch.ones(1, len(tokens),
-                                                                  dtype=torch.bool))
+                                                                  dtype=torch.bool,
+                                                                  device=tokens.device))
             embeddings = seq.embeddings.detach().index_put((hit,), emb)
             inputs = SequenceInputs(gene_rows=seq.gene_rows, embeddings=embeddings)
-            value = target(model(graph, inputs, torch.tensor([row])))
+            value = target(model(graph, inputs, torch.tensor([row], device=tokens.device)))
             if value.numel() != 1:
                 raise ValueError("target must reduce the output to one number")
             (grad,) = torch.autograd.grad(value.sum(), captured[-1])
@@ -108,17 +109,17 @@ def single_base_mutants(tokens: Tensor, positions: Tensor) -> tuple[Tensor, Tens
             if b != int(tokens[p]):
                 pos_list.append(p)
                 base_list.append(b)
-    pos = torch.tensor(pos_list, dtype=torch.long)
-    base = torch.tensor(base_list, dtype=torch.long)
+    pos = torch.tensor(pos_list, dtype=torch.long, device=tokens.device)
+    base = torch.tensor(base_list, dtype=torch.long, device=tokens.device)
     mutants = tokens.repeat(len(pos), 1)
-    mutants[torch.arange(len(pos)), pos] = base
+    mutants[torch.arange(len(pos), device=tokens.device), pos] = base
     return mutants, pos, base
 
 
 def ism_table(delta: Tensor, positions: Tensor, bases: Tensor, length: int) -> Tensor:
     """``Δ [m]`` of :func:`single_base_mutants` → ``[4, length]`` (0 at reference bases and
     outside the mutated positions)."""
-    out = torch.zeros(N_BASES, length, dtype=delta.dtype)
+    out = torch.zeros(N_BASES, length, dtype=delta.dtype, device=delta.device)
     out[bases, positions] = delta
     return out
 

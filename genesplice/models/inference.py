@@ -15,7 +15,8 @@ Letters: g genes, t tissues, l bases, d width, e edges, s sequences, k new genes
   with other sequences: in-silico mutagenesis and variant effects, many at once.
   :func:`drop_genes` removes gene nodes (and every edge touching them).
 * :class:`TwoStateModel` — the level from the level-best weights plus the profile from the
-  profile-best weights, as :func:`genesplice.training.loop.predict_rows` computes them.
+  profile-best weights: the one two-state predictor (training's
+  :func:`genesplice.training.loop.predict_rows` is a thin wrapper over it).
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from genesplice.models.attribution import attention_into, onehot_gradient
+from genesplice.models.device import module_device
+from genesplice.models.graph_encoder import drop_nodes, restrict_to_targets
+from genesplice.models.graph_encoder import receptive_field as _receptive_field
 from genesplice.models.model import GeneSpliceModel, GraphInputs, SequenceInputs
 from genesplice.sequence.encode import PAD_INDEX
 
@@ -36,15 +41,10 @@ EdgeType = tuple[str, str, str]
 
 def receptive_field(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> dict[str, Tensor]:
     """Boolean masks per node type of the nodes whose input features reach ``gene_rows``
-    after ``n_layers`` layers of message passing along ``graph``'s edges."""
-    needed = {nt: torch.zeros(n, dtype=torch.bool) for nt, n in graph.num_nodes.items()}
-    needed["gene"][gene_rows] = True
-    for _ in range(n_layers):
-        before = {nt: m.clone() for nt, m in needed.items()}
-        for (src, _, dst), ei in graph.edge_index_dict.items():
-            before[src][ei[0, needed[dst][ei[1]]]] = True
-        needed = before
-    return needed
+    after ``n_layers`` layers of message passing along ``graph``'s edges
+    (:func:`genesplice.models.graph_encoder.receptive_field`)."""
+    return _receptive_field(graph.edge_index_dict, {"gene": gene_rows}, graph.num_nodes,
+                            n_layers)
 
 
 def restrict_sequences(seq: SequenceInputs | None, gene_mask: Tensor) -> SequenceInputs | None:
@@ -69,7 +69,7 @@ def _csr_rows(m: Tensor) -> list[Tensor]:
 
 
 def _csr_from_parts(crow: Tensor, col: Tensor, n_cols: int) -> Tensor:
-    values = torch.ones(len(col), dtype=torch.float32)
+    values = torch.ones(len(col), dtype=torch.float32, device=col.device)
     return torch.sparse_csr_tensor(crow, col, values, size=(len(crow) - 1, n_cols),
                                    check_invariants=False)
 
@@ -77,9 +77,10 @@ def _csr_from_parts(crow: Tensor, col: Tensor, n_cols: int) -> Tensor:
 def _append_csr_rows(m: Tensor, new_rows: Sequence[Tensor]) -> Tensor:
     """``m`` (0/1 sparse CSR ``[g, f]``) with ``len(new_rows)`` rows appended (column lists)."""
     crow, col = m.crow_indices(), m.col_indices()
-    counts = torch.tensor([len(r) for r in new_rows], dtype=crow.dtype)
+    counts = torch.tensor([len(r) for r in new_rows], dtype=crow.dtype, device=crow.device)
     crow_new = torch.cat([crow, crow[-1] + torch.cumsum(counts, 0)])
-    col_new = torch.cat([col, *[r.to(col.dtype) for r in new_rows]]) if new_rows else col
+    col_new = torch.cat([col, *[r.to(col.device, col.dtype) for r in new_rows]]) if new_rows \
+        else col
     return _csr_from_parts(crow_new, col_new, m.shape[1])
 
 
@@ -118,17 +119,20 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
     for et, ei in edges.edge_index.items():
         if et not in ei_dict:
             raise ValueError(f"edge type {et} is not in the graph ({list(ei_dict)})")
-        ei_dict[et] = torch.cat([ei_dict[et], ei.to(ei_dict[et].dtype)], dim=1)
+        ei_dict[et] = torch.cat([ei_dict[et], ei.to(ei_dict[et].device, ei_dict[et].dtype)],
+                                dim=1)
         if et in ea_dict:
             if et not in edges.edge_attr:
                 raise ValueError(f"edge type {et} carries attributes; give them for new edges")
-            ea_dict[et] = torch.cat([ea_dict[et], edges.edge_attr[et].to(ea_dict[et].dtype)])
+            ea_dict[et] = torch.cat([ea_dict[et], edges.edge_attr[et].to(ea_dict[et].device,
+                                                                          ea_dict[et].dtype)])
     membership = graph.membership
     if membership is not None:
         rows = list(membership_rows) if membership_rows is not None else []
-        rows += [torch.zeros(0, dtype=torch.long)] * (n_new - len(rows))
+        rows += [torch.zeros(0, dtype=torch.long, device=membership.device)] * \
+            (n_new - len(rows))
         membership = _append_csr_rows(membership, rows)
-    new_rows = torch.arange(n_old, n_old + n_new)
+    new_rows = torch.arange(n_old, n_old + n_new, device=_graph_device(graph))
     out_seq = seq
     if tokens is not None:
         with_seq = new_rows if has_sequence is None else new_rows[has_sequence]
@@ -157,6 +161,7 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
     does, and a copy with another sequence shows the effect of that sequence on the gene itself.
     """
     n_old = graph.num_nodes["gene"]
+    rows = torch.as_tensor(rows, dtype=torch.long, device=_graph_device(graph))
     k = len(rows)
     edge_index, edge_attr = {}, {}
     for et, ei in graph.edge_index_dict.items():
@@ -170,9 +175,10 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
         if int(counts.sum()) == 0:
             continue
         offsets = torch.cumsum(counts, 0) - counts
-        within = torch.arange(int(counts.sum())) - torch.repeat_interleave(offsets, counts)
+        within = torch.arange(int(counts.sum()), device=ei.device) - \
+            torch.repeat_interleave(offsets, counts)
         pick = order[torch.repeat_interleave(lo, counts) + within]
-        copy_of = torch.repeat_interleave(torch.arange(k), counts)
+        copy_of = torch.repeat_interleave(torch.arange(k, device=ei.device), counts)
         edge_index[et] = torch.stack([ei[0, pick], n_old + copy_of])
         if et in graph.edge_attr_dict:
             edge_attr[et] = graph.edge_attr_dict[et][pick]
@@ -187,41 +193,38 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
 def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
                ) -> tuple[GraphInputs, SequenceInputs | None, Tensor]:
     """Remove gene nodes ``rows`` and every edge touching them; returns ``(graph, sequences,
-    new_index)`` where ``new_index [n_genes]`` maps each old row to its new row (-1: dropped)."""
+    new_index)`` where ``new_index [n_genes]`` maps each old row to its new row (-1: dropped)
+    (:func:`~genesplice.models.graph_encoder.drop_nodes`, renumbered)."""
     n = graph.num_nodes["gene"]
-    drop = torch.zeros(n, dtype=torch.bool)
-    drop[rows] = True
-    new_index = torch.full((n,), -1, dtype=torch.long)
-    new_index[~drop] = torch.arange(int((~drop).sum()))
-    ei_dict, ea_dict = {}, {}
-    for et, ei in graph.edge_index_dict.items():
-        keep = torch.ones(ei.shape[1], dtype=torch.bool)
-        if et[0] == "gene":
-            keep &= ~drop[ei[0]]
-        if et[2] == "gene":
-            keep &= ~drop[ei[1]]
-        ei = ei[:, keep]
-        if et[0] == "gene":
-            ei = torch.stack([new_index[ei[0]], ei[1]])
-        if et[2] == "gene":
-            ei = torch.stack([ei[0], new_index[ei[1]]])
-        ei_dict[et] = ei
-        if et in graph.edge_attr_dict:
-            ea_dict[et] = graph.edge_attr_dict[et][keep]
+    ei_dict, ea_dict, new_index = drop_nodes(graph.edge_index_dict, graph.edge_attr_dict,
+                                             "gene", rows, n, renumber=True)
+    kept = new_index >= 0
     membership = graph.membership
     if membership is not None:
-        crow, col = membership.crow_indices(), membership.col_indices()
-        counts = (crow[1:] - crow[:-1])[~drop]
-        kept_rows = torch.nonzero(~drop).squeeze(1)
-        starts = crow[kept_rows]
-        offsets = torch.cumsum(counts, 0) - counts
-        within = torch.arange(int(counts.sum())) - torch.repeat_interleave(offsets, counts)
-        cols = col[torch.repeat_interleave(starts, counts) + within]
-        membership = _csr_from_parts(torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)]),
-                                     cols, membership.shape[1])
+        membership = _keep_csr_rows(membership, kept)
     out_seq = remap_sequences(seq, new_index)
-    num_nodes = {**graph.num_nodes, "gene": n - int(drop.sum())}
+    num_nodes = {**graph.num_nodes, "gene": int(kept.sum())}
     return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_index
+
+
+def _keep_csr_rows(m: Tensor, keep: Tensor) -> Tensor:
+    """The rows of 0/1 sparse CSR ``m [g, f]`` where ``keep [g]`` is True."""
+    crow, col = m.crow_indices(), m.col_indices()
+    counts = (crow[1:] - crow[:-1])[keep]
+    starts = crow[torch.nonzero(keep).squeeze(1)]
+    offsets = torch.cumsum(counts, 0) - counts
+    within = torch.arange(int(counts.sum()), device=col.device) - \
+        torch.repeat_interleave(offsets, counts)
+    cols = col[torch.repeat_interleave(starts, counts) + within]
+    return _csr_from_parts(torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)]), cols,
+                           m.shape[1])
+
+
+def _graph_device(graph: GraphInputs) -> torch.device:
+    """The device of ``graph``'s edge tensors (CPU for a graph without edges)."""
+    for ei in graph.edge_index_dict.values():
+        return ei.device
+    return torch.device("cpu")
 
 
 def remap_sequences(seq: SequenceInputs | None, new_index: Tensor) -> SequenceInputs | None:
@@ -240,8 +243,6 @@ def restrict_graph(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> Grap
     :func:`~genesplice.models.graph_encoder.restrict_to_targets`, a superset of every later
     layer's): a full pass over them gives the targets exactly their full-graph embeddings
     and attention coefficients."""
-    from genesplice.models.graph_encoder import restrict_to_targets
-
     layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
                                  {"gene": gene_rows}, graph.num_nodes, n_layers)
     ei, ea = layers[0]
@@ -262,7 +263,9 @@ class Embeddings:
 
 class TwoStateModel:
     """Predictions as training reports them: ``level`` from the level-best weights plus the
-    centred ``profile`` from the profile-best weights (two copies of one architecture).
+    centred ``profile`` from the profile-best weights (two copies of one architecture; one
+    model when both are the same object). The one two-state predictor: training's validation
+    and final predictions (:func:`genesplice.training.loop.predict_rows`) and the api use it.
 
     ``base``: the sequence inputs of the graph's genes. Their encoder embeddings are computed
     lazily, once per model, and reused; every call passes the model only the embeddings of
@@ -270,22 +273,34 @@ class TwoStateModel:
     a query for a few genes costs a few hundred encoder calls at most, once. Sequence inputs
     that extend ``base`` (:func:`append_genes`, :func:`copy_genes`) reuse its embeddings for
     their leading rows and encode only the new ones.
+
+    ``training_view=True`` gives the models the sequence inputs as they are instead: each
+    model encodes the query genes' sequences now and takes every other gene's embedding from
+    its own cache (:meth:`GeneSpliceModel.refresh_sequence_cache`), which is what training
+    sees in the middle of an epoch (validation scores early stopping on exactly that).
+    ``device``: where the models run (they are moved there; inputs follow per call; results
+    stay there). Default: where the profile model's parameters are.
     """
 
     def __init__(self, level_model: GeneSpliceModel, profile_model: GeneSpliceModel,
                  base: SequenceInputs | None = None, batch_size: int = 4096,
-                 compact_below: float = 0.5) -> None:
-        self.level_model = level_model.eval()
-        self.profile_model = profile_model.eval()
-        self.base = base
+                 compact_below: float = 0.5, *, training_view: bool = False,
+                 device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else \
+            module_device(profile_model)
+        self.level_model = level_model.to(self.device).eval()
+        self.profile_model = profile_model.to(self.device).eval()
+        self.base = None if base is None else base.to(self.device)
         self.batch_size = batch_size
         self.compact_below = compact_below
+        self.training_view = training_view
         self._emb: dict[int, tuple[Tensor, Tensor]] = {}   # model id -> (embeddings, done)
 
     def with_base(self, base: SequenceInputs | None) -> TwoStateModel:
         """The same two models over other base sequences (fresh embedding cache)."""
         return TwoStateModel(self.level_model, self.profile_model, base, self.batch_size,
-                             self.compact_below)
+                             self.compact_below, training_view=self.training_view,
+                             device=self.device)
 
     @property
     def config(self):
@@ -327,6 +342,21 @@ class TwoStateModel:
             return 0
         return n
 
+    def _base_embeddings(self, model: GeneSpliceModel, seq: SequenceInputs, idx: Tensor
+                         ) -> Tensor:
+        """Embeddings of base rows ``idx`` (encoded on first use, then cached per model)."""
+        n_base = len(self.base)
+        emb, done = self._emb.get(id(model), (None, None))
+        if emb is None:
+            emb = torch.zeros(n_base, model.sequence_encoder.config.out_dim, device=self.device)
+            done = torch.zeros(n_base, dtype=torch.bool, device=self.device)
+            self._emb[id(model)] = (emb, done)
+        todo = idx[~done[idx]]
+        if len(todo):
+            emb[todo] = self._encode(model, seq.tokens[todo], seq.mask[todo])
+            done[todo] = True
+        return emb[idx]
+
     @torch.no_grad()
     def _embedded(self, model: GeneSpliceModel, seq: SequenceInputs | None,
                   gene_field: Tensor) -> SequenceInputs | None:
@@ -339,17 +369,7 @@ class TwoStateModel:
         n_base = self._shared_prefix(seq)
         parts = []
         if n_base:
-            emb, done = self._emb.get(id(model), (None, None))
-            if emb is None:
-                emb = torch.zeros(n_base, model.sequence_encoder.config.out_dim)
-                done = torch.zeros(n_base, dtype=torch.bool)
-                self._emb[id(model)] = (emb, done)
-            base_idx = idx[idx < n_base]
-            todo = base_idx[~done[base_idx]]
-            if len(todo):
-                emb[todo] = self._encode(model, seq.tokens[todo], seq.mask[todo])
-                done[todo] = True
-            parts.append(emb[base_idx])
+            parts.append(self._base_embeddings(model, seq, idx[idx < n_base]))
         other = idx[idx >= n_base]
         if len(other):
             parts.append(self._encode(model, seq.tokens[other], seq.mask[other]))
@@ -360,7 +380,11 @@ class TwoStateModel:
     def _query(self, graph: GraphInputs, rows: Tensor) -> _Query:
         """The receptive field of ``rows`` and, where it is a small part of the graph, the
         graph without the genes outside it (exact for ``rows``; the GAT's cost scales with
-        the number of nodes)."""
+        the number of nodes). Inputs are moved to the models' device."""
+        graph = graph.to(self.device)
+        rows = torch.as_tensor(rows, dtype=torch.long).to(self.device)
+        if self.training_view:
+            return _Query(graph, rows, None, None)
         field = receptive_field(graph, rows, self.n_layers)["gene"]
         n = graph.num_nodes["gene"]
         if int(field.sum()) > self.compact_below * n:
@@ -370,7 +394,12 @@ class TwoStateModel:
 
     def sequence_inputs(self, model: GeneSpliceModel, query: _Query,
                         seq: SequenceInputs | None) -> SequenceInputs | None:
-        """``model``'s embeddings-mode sequence inputs for a prepared query."""
+        """``model``'s sequence inputs for a prepared query (embeddings mode, restricted to
+        the receptive field; the inputs themselves in the training view)."""
+        if seq is not None:
+            seq = seq.to(self.device)
+        if self.training_view:
+            return seq
         s = self._embedded(model, seq, query.field)
         return s if query.new_index is None else remap_sequences(s, query.new_index)
 
@@ -379,8 +408,8 @@ class TwoStateModel:
     def predict(self, graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
                 batch_size: int = 20_000, progress: bool = False, desc: str = "predict"
                 ) -> tuple[Tensor, Tensor]:
-        """``(prediction [g, t], has_sequence [g])`` for gene ``rows``."""
-        q = self._query(graph, torch.as_tensor(rows, dtype=torch.long))
+        """``(prediction [g, t], has_sequence [g])`` for gene ``rows`` (on :attr:`device`)."""
+        q = self._query(graph, rows)
         batches = [q.rows[i:i + batch_size] for i in range(0, len(q.rows), batch_size)]
         level = profile = has = None
         bar = tqdm(total=len(batches) * len(self.models()), desc=desc, disable=not progress,
@@ -405,7 +434,7 @@ class TwoStateModel:
         """Sequence, graph and fused views of ``rows`` from the profile-best weights (the
         weights behind the tissue profile)."""
         model = self.profile_model
-        q = self._query(graph, torch.as_tensor(rows, dtype=torch.long))
+        q = self._query(graph, rows)
         s = self.sequence_inputs(model, q, seq)
         h_all, has = model.sequence_view(q.graph.num_nodes["gene"], s, q.rows)
         h_seq = h_all[q.rows]
@@ -422,10 +451,8 @@ class TwoStateModel:
         """GATv2 attention on the edges into gene ``row`` from the ``weights`` (``level`` /
         ``profile``) model: edge type → ``(source rows [e], weights [e, L])``, heads averaged
         (:func:`~genesplice.models.attribution.attention_into`); gene rows are ``graph``'s."""
-        from genesplice.models.attribution import attention_into
-
         model = self.level_model if weights == "level" else self.profile_model
-        q = self._query(graph, torch.tensor([row]))
+        q = self._query(graph, [row])
         s = self.sequence_inputs(model, q, seq)
         layers = model.attention(restrict_graph(q.graph, q.rows, self.n_layers), s)
         out = attention_into(layers, int(q.rows[0]))
@@ -440,9 +467,8 @@ class TwoStateModel:
         """Gradient of the prediction for gene ``row`` (whose sequence is ``tokens [l]``) in
         tissue column ``tissue`` with respect to its one-hot bases, ``[4, l]``: the level
         model's gradient of the level plus the profile model's gradient of the profile."""
-        from genesplice.models.attribution import onehot_gradient
-
-        q = self._query(graph, torch.tensor([row]))
+        q = self._query(graph, [row])
+        tokens = tokens.to(self.device)
         targets = {"level": lambda out: out.level[0],
                    "profile": lambda out: out.profile[0, tissue],
                    "both": lambda out: out.level[0] + out.profile[0, tissue]}
@@ -459,8 +485,10 @@ class TwoStateModel:
         """``Δ [m, t]``: prediction of gene ``row`` with each of ``mutants [m, l]`` as its
         sequence minus the prediction with ``tokens [l]`` (every variant is a copy of the gene,
         :func:`copy_genes`, evaluated in one pass)."""
-        all_tokens = torch.cat([tokens[None], mutants])
-        g2, s2, copies = copy_genes(graph, seq, torch.full((len(all_tokens),), row),
+        graph, seq = graph.to(self.device), seq.to(self.device)
+        all_tokens = torch.cat([tokens[None], mutants]).to(self.device)
+        g2, s2, copies = copy_genes(graph, seq, torch.full((len(all_tokens),), row,
+                                                           device=self.device),
                                     tokens=all_tokens,
                                     mask=torch.ones_like(all_tokens, dtype=torch.bool))
         pred, _ = self.predict(g2, s2, copies)
@@ -471,5 +499,5 @@ class TwoStateModel:
 class _Query:
     graph: GraphInputs           # the graph the model runs on (compacted or not)
     rows: Tensor                 # the query rows in that graph
-    field: Tensor                # [n_genes] bool, receptive field in the original graph
+    field: Tensor | None         # [n_genes] bool, receptive field (None: training view)
     new_index: Tensor | None     # original gene row -> compacted row (-1 outside the field)

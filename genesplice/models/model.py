@@ -79,11 +79,30 @@ class GraphInputs:
             return self
         ei, ea = {}, {}
         for et, index in self.edge_index_dict.items():
-            keep = torch.rand(index.shape[1], generator=generator) >= p
+            keep = torch.rand(index.shape[1], generator=generator, device=index.device) >= p
             ei[et] = index[:, keep]
             if et in self.edge_attr_dict:
                 ea[et] = self.edge_attr_dict[et][keep]
         return GraphInputs(self.num_nodes, ei, ea, self.membership)
+
+    def to(self, device: torch.device | str) -> "GraphInputs":
+        """The same graph with every tensor on ``device`` (``self`` when already there)."""
+        tensors = [*self.edge_index_dict.values(), *self.edge_attr_dict.values()]
+        if self.membership is not None:
+            tensors.append(self.membership)
+        device = torch.device(device)
+        if all(_on(t, device) for t in tensors):
+            return self
+        return GraphInputs(dict(self.num_nodes),
+                           {et: v.to(device) for et, v in self.edge_index_dict.items()},
+                           {et: v.to(device) for et, v in self.edge_attr_dict.items()},
+                           None if self.membership is None else self.membership.to(device))
+
+
+def _on(t: Tensor, device: torch.device) -> bool:
+    """Whether ``t`` is on ``device`` (``cuda`` matches ``cuda:0`` …)."""
+    return t.device.type == device.type and (device.index is None
+                                             or t.device.index == device.index)
 
 
 @dataclass
@@ -109,12 +128,24 @@ class SequenceInputs:
     def __len__(self) -> int:
         return len(self.gene_rows)
 
+    def to(self, device: torch.device | str) -> "SequenceInputs":
+        """The same inputs on ``device`` (``self`` when already there)."""
+        device = torch.device(device)
+        tensors = [t for t in (self.gene_rows, self.tokens, self.mask, self.embeddings)
+                   if t is not None]
+        if all(_on(t, device) for t in tensors):
+            return self
+        move = lambda t: None if t is None else t.to(device)
+        return SequenceInputs(gene_rows=move(self.gene_rows), tokens=move(self.tokens),
+                              mask=move(self.mask), embeddings=move(self.embeddings))
+
     def rows_of(self, gene_rows: Tensor, n_genes: int) -> tuple[Tensor, Tensor]:
         """For the given gene rows: ``(positions in gene_rows that have a sequence, their
         sequence rows)``."""
         if self._row_of_gene is None or len(self._row_of_gene) != n_genes:
-            table = torch.full((n_genes,), -1, dtype=torch.long)
-            table[self.gene_rows] = torch.arange(len(self.gene_rows))
+            device = self.gene_rows.device
+            table = torch.full((n_genes,), -1, dtype=torch.long, device=device)
+            table[self.gene_rows] = torch.arange(len(self.gene_rows), device=device)
             self._row_of_gene = table
         srows = self._row_of_gene[gene_rows]
         pos = torch.nonzero(srows >= 0).squeeze(1)
@@ -210,7 +241,8 @@ class GeneSpliceModel(nn.Module):
             return
         was = self.training
         self.eval()
-        parts = [self._encode(seq, torch.arange(i, min(i + batch_size, len(seq))))
+        device = seq.gene_rows.device
+        parts = [self._encode(seq, torch.arange(i, min(i + batch_size, len(seq)), device=device))
                  for i in range(0, len(seq), batch_size)]
         self.train(was)
         self._seq_cache = torch.cat(parts)
@@ -290,6 +322,7 @@ class GeneSpliceModel(nn.Module):
         if self.graph_encoder is None:
             raise ValueError(f"a {self.config.variant!r} model has no graph attention")
         n_genes = graph.num_nodes["gene"]
-        h_seq_all, _ = self.sequence_view(n_genes, seq, torch.arange(n_genes))
+        device = self.heads.level[0].weight.device
+        h_seq_all, _ = self.sequence_view(n_genes, seq, torch.arange(n_genes, device=device))
         return self.graph_encoder.attention(self._node_inputs(h_seq_all), graph.edge_index_dict,
                                             graph.edge_attr_dict)

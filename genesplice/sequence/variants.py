@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,56 +32,14 @@ import torch
 from genesplice.io.text import open_text
 from genesplice.io.constants import PROMOTER_TSS_INDEX
 from genesplice.io.errors import GeneSpliceInputError
-from genesplice.sequence.encode import (
-    decode_tokens,
-    encode_sequence,
-    reverse_complement,
-)
+from genesplice.sequence.encode import decode_tokens, encode_sequence, reverse_complement
 from genesplice.io.chromosomes import alias_key
-from genesplice.sequence.fasta import GenomeWindows
+from genesplice.sequence.genome import Genome
 
 log = logging.getLogger(__name__)
 
 VARIANT_COLUMNS = ["variant_id", "chrom", "pos", "ref", "alt"]
 _BASES = set("ACGTN")
-
-
-# ----------------------------------------------------------------------------- genome
-
-class Genome:
-    """One or more indexed FASTAs read as one genome (e.g. the bundled hg38 chr2 and chr17
-    regions). Each query goes to the first FASTA that holds the position."""
-
-    def __init__(self, fasta_paths: Sequence[str | os.PathLike] | str | os.PathLike) -> None:
-        if isinstance(fasta_paths, (str, os.PathLike)):
-            fasta_paths = [fasta_paths]
-        self.paths = [Path(p) for p in fasta_paths]
-        if not self.paths:
-            raise GeneSpliceInputError("no genome FASTA given (expected at least one path)")
-        self.parts = [GenomeWindows(p) for p in self.paths]
-
-    def part_for(self, chrom: str, pos0: int) -> GenomeWindows | None:
-        for part in self.parts:
-            if part.covers(chrom, pos0):
-                return part
-        return None
-
-    def fetch_text(self, chrom: str, start0: int, end0: int) -> str:
-        """Forward-strand bases of ``[start0, end0)`` (``-`` where the genome has no sequence)."""
-        part = self.part_for(chrom, start0)
-        if part is None:
-            return "-" * (end0 - start0)
-        tokens, mask = part.fetch(chrom, start0, end0, "+")
-        text = np.array(list(decode_tokens(tokens)))
-        text[~mask.numpy()] = "-"
-        return "".join(text)
-
-    def close(self) -> None:
-        for part in self.parts:
-            part.close()
-
-    def __repr__(self) -> str:
-        return f"Genome({[p.name for p in self.paths]})"
 
 
 # ----------------------------------------------------------------------------- promoter windows
@@ -365,3 +323,9 @@ def variant_windows(chunk: pd.DataFrame, index: WindowIndex, sequences: dict[str
     pairs["strand"] = windows["strand"].to_numpy()[win_idx]
     pairs["offset_to_tss"] = offsets
     return VariantWindows(pairs, torch.stack(refs), torch.stack(alts))
+
+
+__all__ = [
+    "Genome", "LocateReport", "VariantReport", "VariantWindows", "WindowIndex", "iter_variants",
+    "locate_promoters", "variant_windows",
+]

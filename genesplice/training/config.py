@@ -1,41 +1,55 @@
-"""Run configuration: frozen dataclasses, read from and written to TOML.
+"""Run configuration — the single truth for ``genesplice train``, ``demo`` and the notebook API.
 
-A :class:`RunConfig` is composed of sections (``[data]``, ``[train]``, ``[ridge]``); each section
-is a flat frozen dataclass of str / int / float / bool / tuple fields. Model-architecture
-sections (encoder, fusion) are added by the model code as further fields of ``RunConfig``; the
-loader and writer handle any such section generically.
+A :class:`RunConfig` is composed of sections, each a flat frozen dataclass of str / int / float /
+bool / tuple fields: ``[data]`` (input files), ``[model]`` (architecture), ``[train]``
+(optimisation; its defaults are the settings the demo runs with), ``[pretrain]``
+(masked-nucleotide pretraining before training) and ``[ridge]`` (the baseline).
+``configs/default.toml`` is these defaults written out.
 
-* :func:`load_config` reads TOML with ``tomllib``; an unknown section or key, or a value of the
-  wrong type, is a :class:`GeneSpliceInputError` naming the key and the file.
-* :func:`save_config` writes TOML atomically with a small writer for flat sections (no extra
-  dependency); ``load_config(save_config(cfg))`` gives back ``cfg``.
-* :func:`with_overrides` applies ``section.key=value`` strings (CLI flags) with type checks.
-* :func:`config_to_dict` / :func:`config_from_dict` convert to plain data (for checkpoints).
+The dataclass ⇄ TOML machinery is generic and lives in :mod:`genesplice.io.toml`; this module
+re-exports it and :func:`load_config` defaults to ``RunConfig``.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
-import tomllib
-from collections.abc import Iterable, Mapping
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import TypeVar
 
-from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.chromosomes import normalize_chromosome
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.toml import (
+    config_from_dict,
+    config_to_dict,
+    save_config,
+    to_toml,
+    with_overrides,
+)
+from genesplice.io.toml import load_config as _load_toml
+from genesplice.models.device import DEVICES
+from genesplice.models.graph_encoder import GraphEncoderConfig
+from genesplice.models.model import FusedModelConfig
+from genesplice.models.sequence_encoder import ENCODER_PRESETS, SequenceEncoderConfig
+
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "PretrainConfig", "RidgeConfig",
+           "RunConfig", "DEVICES", "config_from_dict", "config_to_dict", "load_config",
+           "save_config", "to_toml", "with_overrides"]
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Input files ("" = the bundled default under ``knowledge/``) and the target unit."""
+    """Input files ("" = the bundled default under ``knowledge/``) and the target unit.
+
+    ``tss_path``: gene symbol → chromosome table (the hold-out split); ``promoters_path``:
+    promoter FASTA (default the bundled EPDnew core promoters); ``graph_path``: built-graph
+    folder (built there when empty; default ``graphs/built/human_default``).
+    """
 
     expression_path: str = ""
     tss_path: str = ""
+    promoters_path: str = ""
     graph_path: str = ""
     unit: str = "log10_ntpm1"
 
@@ -46,71 +60,141 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The fused model's architecture: GATv2 width / heads / layers / dropout (``hidden`` is
+    also the fusion width) and the promoter encoder, a :meth:`SequenceEncoderConfig.preset`."""
+
+    hidden: int = 32
+    heads: int = 4
+    n_layers: int = 2
+    dropout: float = 0.2
+    promoter_encoder: str = "promoter"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.hidden < 1 or self.heads < 1 or self.n_layers < 1:
+            problems.append("model.hidden, model.heads and model.n_layers must be >= 1")
+        elif self.hidden % self.heads:
+            problems.append(f"model.hidden = {self.hidden} is not divisible by model.heads = "
+                            f"{self.heads}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"model.dropout = {self.dropout} (expected 0 <= dropout < 1)")
+        if self.promoter_encoder not in ENCODER_PRESETS:
+            problems.append(f"model.promoter_encoder = {self.promoter_encoder!r} (expected one "
+                            f"of {list(ENCODER_PRESETS)})")
+        if problems:
+            raise GeneSpliceInputError("; ".join(problems))
+
+    def fused(self, variant: str) -> FusedModelConfig:
+        """The :class:`FusedModelConfig` of one variant (``fused``, ``graph_only``, …)."""
+        return FusedModelConfig(variant=variant, hidden=self.hidden,
+                                graph=GraphEncoderConfig(hidden=self.hidden, heads=self.heads,
+                                                         n_layers=self.n_layers,
+                                                         dropout=self.dropout))
+
+    def sequence_encoder(self) -> SequenceEncoderConfig:
+        """The promoter encoder's config (the named preset)."""
+        return SequenceEncoderConfig.preset(self.promoter_encoder)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, schedule, early stopping, split and loss weights."""
+    """Optimisation, schedule, early stopping, split, loss weights and device.
+
+    The defaults are the settings the demo runs with (5 epochs of 1,024-gene batches).
+    """
 
     seed: int = 0
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 0.01
-    warmup_steps: int = 20
+    warmup_steps: int = 50
     schedule: str = "cosine"          # "cosine" | "cyclic"
     cycle_steps: int = 0              # cyclic only; 0 = one cycle over the whole run
-    epochs: int = 200
-    batch_size: int = 0               # genes per batch; 0 = full batch
-    patience: int = 20                # epochs without validation improvement before stopping
-    stop_level_and_profile_separately: bool = True
+    epochs: int = 5
+    batch_size: int = 1024            # genes per batch; 0 = full batch
+    patience: int = 4                 # epochs without validation improvement before stopping
+    stop_level_and_profile_separately: bool = True  # stop when both (else either) stalled
     clip_norm: float = 1.0            # 0 = no clipping
     test_chromosomes: tuple[str, ...] = ("chr8",)
     val_chromosomes: tuple[str, ...] = ("chr9",)
     level_weight: float = 1.0         # MSE on the per-gene mean over tissues
-    profile_weight: float = 1.0       # MSE on the centred per-tissue profile
-    contrastive_weight: float = 0.0   # InfoNCE between sequence and graph views
+    profile_weight: float = 3.0       # MSE on the centred per-tissue profile
+    contrastive_weight: float = 0.05  # InfoNCE between sequence and graph views
     contrastive_temperature: float = 0.1
-    aux_weight: float = 0.0           # auxiliary gene-function head
+    aux_weight: float = 0.1           # auxiliary gene-function head
     label_smoothing: float = 0.1
     edge_dropout: float = 0.1         # second graph view for the contrastive loss
     linear_lr_scale: float = 0.1      # lr multiplier of the ridge-initialised linear path
     eval_every: int = 1
-    device: str = "cpu"
+    device: str = "auto"              # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; auto = CUDA if
+                                      # available, else MPS, else CPU (training and inference)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_chromosomes",
                            tuple(normalize_chromosome(c) for c in self.test_chromosomes))
         object.__setattr__(self, "val_chromosomes",
                            tuple(normalize_chromosome(c) for c in self.val_chromosomes))
-        problems = []
-        if self.schedule not in ("cosine", "cyclic"):
-            problems.append(f"train.schedule = {self.schedule!r} (expected 'cosine' or 'cyclic')")
-        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
-            problems.append(f"train.lr/min_lr = {self.lr}/{self.min_lr} (expected "
-                            "0 <= min_lr <= lr, lr > 0)")
-        for name in ("warmup_steps", "cycle_steps", "batch_size", "patience"):
-            if getattr(self, name) < 0:
-                problems.append(f"train.{name} = {getattr(self, name)} (expected >= 0)")
-        if self.epochs < 1 or self.eval_every < 1:
-            problems.append("train.epochs and train.eval_every must be >= 1")
-        for name in ("weight_decay", "clip_norm", "level_weight", "profile_weight",
-                     "contrastive_weight", "aux_weight", "linear_lr_scale"):
-            if getattr(self, name) < 0:
-                problems.append(f"train.{name} = {getattr(self, name)} (expected >= 0)")
-        if not self.contrastive_temperature > 0:
-            problems.append("train.contrastive_temperature must be > 0")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.edge_dropout < 1:
-            problems.append("train.label_smoothing and train.edge_dropout must be in [0, 1)")
-        if not self.test_chromosomes:
-            problems.append("train.test_chromosomes is empty (expected e.g. ['chr8'])")
-        both = sorted(set(self.test_chromosomes) & set(self.val_chromosomes))
-        if both:
-            problems.append(f"chromosomes {both} are in both train.test_chromosomes and "
-                            "train.val_chromosomes")
+        problems = _train_problems(self)
         if problems:
             raise GeneSpliceInputError("; ".join(problems))
 
 
+def _train_problems(cfg: TrainConfig) -> list[str]:
+    problems = []
+    if cfg.schedule not in ("cosine", "cyclic"):
+        problems.append(f"train.schedule = {cfg.schedule!r} (expected 'cosine' or 'cyclic')")
+    if not cfg.lr > 0 or not 0 <= cfg.min_lr <= cfg.lr:
+        problems.append(f"train.lr/min_lr = {cfg.lr}/{cfg.min_lr} (expected "
+                        "0 <= min_lr <= lr, lr > 0)")
+    for name in ("warmup_steps", "cycle_steps", "batch_size", "patience", "weight_decay",
+                 "clip_norm", "level_weight", "profile_weight", "contrastive_weight",
+                 "aux_weight", "linear_lr_scale"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"train.{name} = {getattr(cfg, name)} (expected >= 0)")
+    if cfg.epochs < 1 or cfg.eval_every < 1:
+        problems.append("train.epochs and train.eval_every must be >= 1")
+    if not cfg.contrastive_temperature > 0:
+        problems.append("train.contrastive_temperature must be > 0")
+    if not 0 <= cfg.label_smoothing < 1 or not 0 <= cfg.edge_dropout < 1:
+        problems.append("train.label_smoothing and train.edge_dropout must be in [0, 1)")
+    if cfg.device not in DEVICES and not re.fullmatch(r"cuda:\d+", cfg.device):
+        problems.append(f"train.device = {cfg.device!r} (expected one of {list(DEVICES)}, "
+                        "or cuda:N)")
+    if not cfg.test_chromosomes:
+        problems.append("train.test_chromosomes is empty (expected e.g. ['chr8'])")
+    both = sorted(set(cfg.test_chromosomes) & set(cfg.val_chromosomes))
+    if both:
+        problems.append(f"chromosomes {both} are in both train.test_chromosomes and "
+                        "train.val_chromosomes")
+    return problems
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Masked-nucleotide pretraining of the promoter encoder on training-chromosome promoters,
+    run by :func:`~genesplice.training.experiment.run_experiment` before the models are
+    trained (skipped when an encoder checkpoint is passed instead).
+
+    ``steps``: 0 = no pretraining. ``compare``: also train the fused model from a random
+    encoder (reported as ``fused (no pretraining)``).
+    """
+
+    steps: int = 250
+    compare: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise GeneSpliceInputError(f"pretrain.steps = {self.steps} (expected >= 0)")
+
+
 @dataclass(frozen=True)
 class RidgeConfig:
-    """The ridge baseline on gene -> term/pathway/TF membership features."""
+    """The ridge baseline on gene -> term/pathway/TF membership features.
+
+    ``min_genes_per_feature``: a membership feature is kept (for the ridge baseline and the
+    model's linear path alike) when at least this many labelled genes have it.
+    """
 
     alphas: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     min_genes_per_feature: int = 5
@@ -126,180 +210,18 @@ class RidgeConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run: top-level name/output folder plus one field per TOML section."""
+    """One run: top-level ``name`` / ``out_dir`` plus one field per TOML section."""
 
     name: str = "demo"
     out_dir: str = "runs/demo"
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     ridge: RidgeConfig = field(default_factory=RidgeConfig)
 
 
-# --------------------------------------------------------------------------- conversion
-
-def _is_section(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _coerce(value: Any, tp: Any, key: str, path: Any) -> Any:
-    """Check a TOML/plain value against a field type; tuples from lists, floats from ints."""
-    def bad(expected: str) -> GeneSpliceInputError:
-        return GeneSpliceInputError(f"key {key!r}: expected {expected}, found {value!r}",
-                                    path=path)
-    if get_origin(tp) is tuple:
-        args = get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise bad("a list")
-        elem = args[0]
-        return tuple(_coerce(v, elem, f"{key}[{i}]", path) for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    raise bad(f"a value of type {tp}")  # pragma: no cover - unsupported field type
-
-
-def config_from_dict(cls: type[T], data: Mapping[str, Any], *,
-                     path: str | os.PathLike | None = None, prefix: str = "") -> T:
-    """Build ``cls`` (a config dataclass) from plain data; unknown keys are errors."""
-    if not isinstance(data, Mapping):
-        raise GeneSpliceInputError(f"section {prefix.rstrip('.') or '<top>'!r}: expected a "
-                                   f"table, found {data!r}", path=path)
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise GeneSpliceInputError(
-            f"unknown key {prefix + unknown[0]!r} (expected one of "
-            f"{sorted(prefix + n for n in names)})", path=path)
-    kwargs = {}
-    for k, v in data.items():
-        tp = hints[k]
-        if _is_section(tp):
-            kwargs[k] = config_from_dict(tp, v, path=path, prefix=f"{prefix}{k}.")
-        else:
-            kwargs[k] = _coerce(v, tp, prefix + k, path)
-    try:
-        return cls(**kwargs)
-    except GeneSpliceInputError as err:
-        if path is not None and err.path is None:
-            raise GeneSpliceInputError(err.problem, path=path) from err
-        raise
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain nested dict (tuples become lists) — what checkpoints store."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            out[f.name] = config_to_dict(v)
-        elif isinstance(v, tuple):
-            out[f.name] = list(v)
-        else:
-            out[f.name] = v
-    return out
-
-
 def load_config(path: str | os.PathLike, cls: type[T] = RunConfig) -> T:  # type: ignore[assignment]
-    """Read a TOML run config; missing keys take their defaults."""
-    path = Path(path)
-    if not path.is_file():
-        raise GeneSpliceInputError("config file not found", path=path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        line = getattr(err, "lineno", None)
-        raise GeneSpliceInputError(f"invalid TOML ({getattr(err, 'msg', err)})", path=path,
-                                   line=line) from err
-    return config_from_dict(cls, data, path=path)
-
-
-# --------------------------------------------------------------------------- TOML writer
-
-def _toml_value(v: Any, key: str) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x, key) for x in v) + "]"
-    raise TypeError(f"config key {key!r}: cannot write {type(v).__name__} to TOML")
-
-
-def _bare(key: str) -> str:
-    ok = key and all(c.isalnum() or c in "_-" for c in key) and key.isascii()
-    return key if ok else json.dumps(key)
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """TOML text for a dict of scalars/lists and one level of sub-tables (sections)."""
-    lines = []
-    for k, v in data.items():
-        if not isinstance(v, Mapping):
-            lines.append(f"{_bare(k)} = {_toml_value(v, k)}")
-    for k, v in data.items():
-        if isinstance(v, Mapping):
-            lines.append("")
-            lines.append(f"[{_bare(k)}]")
-            for kk, vv in v.items():
-                if isinstance(vv, Mapping):
-                    raise TypeError(f"config key {k}.{kk}: nested tables are not supported")
-                lines.append(f"{_bare(kk)} = {_toml_value(vv, f'{k}.{kk}')}")
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def save_config(cfg: Any, path: str | os.PathLike) -> Path:
-    """Write ``cfg`` as TOML atomically (temp file in the same folder + ``os.replace``)."""
-    from genesplice.io.atomic import atomic_write_text
-
-    return atomic_write_text(path, to_toml(config_to_dict(cfg)))
-
-
-def with_overrides(cfg: T, overrides: Iterable[str]) -> T:
-    """Apply ``"section.key=value"`` (or ``"key=value"`` for top-level keys) overrides.
-
-    The value is parsed as a TOML value (``0.01``, ``true``, ``["chr8"]``, ``"text"``); a bare
-    word that is not valid TOML is taken as a string. Unknown keys and wrong types are errors.
-    """
-    data = config_to_dict(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise GeneSpliceInputError(f"override {item!r}: expected section.key=value")
-        key, raw = (s.strip() for s in item.split("=", 1))
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        parts = key.split(".")
-        target = data
-        for p in parts[:-1]:
-            if not isinstance(target.get(p), dict):
-                raise GeneSpliceInputError(f"override {item!r}: unknown section {p!r} "
-                                           f"(expected one of {sorted(k for k, v in data.items() if isinstance(v, dict))})")
-            target = target[p]
-        if parts[-1] not in target:
-            raise GeneSpliceInputError(f"override {item!r}: unknown key {key!r}")
-        target[parts[-1]] = value
-    return config_from_dict(type(cfg), data)
+    """Read a TOML run config (:func:`genesplice.io.toml.load_config`); missing keys take
+    their defaults."""
+    return _load_toml(path, cls)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from genesplice.annotations.expression import ExpressionTable
 from genesplice.annotations.ids import GeneResolver
 from genesplice.graph.features import membership_features, top_level_pathways
 from genesplice.graph.hetero import KnowledgeGraph
+from genesplice.models.graph_encoder import drop_nodes
 from genesplice.models.model import GraphInputs, SequenceInputs
 from genesplice.sequence.encode import encode_sequence, pad_tokens
 from genesplice.training.splits import chromosome_split
@@ -79,38 +80,29 @@ class TrainingData:
         """gene id → ``train`` / ``val`` / ``test`` / ``none``."""
         out = pd.Series("none", index=self.gene_ids, dtype=object)
         for name, rows in self.rows.items():
-            out.iloc[rows.numpy()] = name
+            out.iloc[rows.cpu().numpy()] = name
         return out
 
     def observed_frame(self, rows: torch.Tensor) -> pd.DataFrame:
         """Observed values of some gene rows as a genes × tissues DataFrame (NaN = missing)."""
-        r = rows.numpy()
-        return pd.DataFrame(self.y[rows].numpy().astype(np.float64),
+        r = rows.cpu().numpy()
+        return pd.DataFrame(self.y[rows.to(self.y.device)].cpu().numpy().astype(np.float64),
                             index=[self.gene_ids[i] for i in r], columns=self.tissues)
 
-
-
-
-def _drop_nodes_from_edges(graph: KnowledgeGraph, node_type: str, rows: list[int]
-                           ) -> tuple[dict, dict, int]:
-    drop = torch.zeros(graph.data[node_type].num_nodes, dtype=torch.bool)
-    drop[rows] = True
-    ei_dict, ea_dict, n_removed = {}, {}, 0
-    for et in graph.data.edge_types:
-        store = graph.data[et]
-        ei = store.edge_index
-        keep = torch.ones(ei.shape[1], dtype=torch.bool)
-        if et[0] == node_type:
-            keep &= ~drop[ei[0]]
-        if et[2] == node_type:
-            keep &= ~drop[ei[1]]
-        n_removed += int((~keep).sum())
-        ei_dict[et] = ei[:, keep]
-        if "edge_attr" in store and store.edge_attr is not None:
-            ea_dict[et] = store.edge_attr[keep].float()
-    return ei_dict, ea_dict, n_removed
-
-
+    def to(self, device: torch.device | str) -> "TrainingData":
+        """The tensors the model reads (targets, rows, graph, sequences, function labels) on
+        ``device``; ``self`` when they are there already. The scipy matrix stays as it is."""
+        device = torch.device(device)
+        if self.y.device == device or (device.index is None and
+                                       self.y.device.type == device.type):
+            return self
+        graph_inputs = self.graph_inputs.to(device)
+        return replace(self, y=self.y.to(device), observed=self.observed.to(device),
+                       rows={k: v.to(device) for k, v in self.rows.items()},
+                       graph_inputs=graph_inputs, membership=graph_inputs.membership,
+                       function_labels=self.function_labels.to(device),
+                       sequences=None if self.sequences is None else
+                       self.sequences.to(device))
 
 
 def message_edges(edge_types) -> list[tuple[str, str, str]]:
@@ -185,11 +177,61 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     """Align expression, split, features, function labels and sequences to the graph's genes.
 
     ``genes`` optionally restricts the *labelled* genes (e.g. a few hundred for a quick test);
-    the graph itself is kept whole, and only the sequences those genes can see are encoded. ``resolver`` maps table symbols that are not graph ids
-    (renamed genes, aliases) onto the graph's official symbols.
+    the graph itself is kept whole, and only the sequences those genes can see are encoded.
+    ``resolver`` maps table symbols that are not graph ids (renamed genes, aliases) onto the
+    graph's official symbols.
     """
     gene_ids = list(graph.node_ids["gene"])
     index = {g: i for i, g in enumerate(gene_ids)}
+    report: dict[str, object] = {"genes_in_graph": len(gene_ids)}
+    y, tissues, display = _align_expression(expression, index, resolver, report)
+    observed = ~np.isnan(y)
+    labelled = [g for g in gene_ids if observed[index[g]].any()]
+    if genes is not None:
+        wanted = set(genes)
+        labelled = [g for g in labelled if g in wanted]
+    rows = _split_rows(gene_chromosomes, labelled, index, resolver, test_chromosomes,
+                       val_chromosomes, report)
+
+    roots = top_level_pathways(graph)
+    function_labels, function_names = _function_labels(graph, roots, min_genes_per_function)
+    report["function_labels"] = len(function_names)
+    ei_dict, ea_dict = _message_graph(graph, roots, report)
+
+    x, feature_names, counts = membership_features(graph, exclude_pathways=roots,
+                                                   count_rows=rows["train"].numpy(),
+                                                   min_genes=min_genes_per_feature)
+    report.update(counts)
+    num_nodes = {nt: int(graph.data[nt].num_nodes) for nt in graph.data.node_types}
+    edge_dims = {et: int(v.shape[1]) for et, v in ea_dict.items() if v.dim() == 2 and v.shape[1]}
+    ea_dict = {et: v for et, v in ea_dict.items() if et in edge_dims}
+    graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x))
+
+    checksums: dict[str, str] = {}
+    sequences, n_seq = None, 0
+    if promoters is not None:
+        visible = None if genes is None else _visible_genes(labelled, ei_dict, gene_ids, index)
+        sequences, n_seq = _promoter_sequences(promoters, gene_ids, index, resolver, visible,
+                                               report, checksums)
+    report["genes_with_sequence"] = n_seq
+    checksums.update({"expression": _fingerprint(np.nan_to_num(y, nan=-1.0)),
+                      "graph": _fingerprint(*[graph.data[et].edge_index.numpy()
+                                              for et in graph.data.edge_types]),
+                      "genes": hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()})
+    log.info("training data: %s", report)
+    return TrainingData(gene_ids=gene_ids, tissues=tissues, y=torch.from_numpy(y),
+                        observed=torch.from_numpy(observed), rows=rows,
+                        graph_inputs=graph_inputs, edge_dims=edge_dims,
+                        membership=graph_inputs.membership, membership_csr=x,
+                        feature_names=feature_names, function_labels=function_labels,
+                        function_names=function_names, sequences=sequences,
+                        display_symbols=display, checksums=checksums, report=report)
+
+
+def _align_expression(expression: ExpressionTable, index: dict[str, int],
+                      resolver: GeneResolver | None, report: dict
+                      ) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """``(y [g, t] float32 with NaN where missing, tissues, graph id → table symbol)``."""
     expr = expression.values
     tissues = list(expr.columns)
     to_graph = to_graph_ids(expr.index, index, resolver, expression.ensembl_ids)
@@ -197,24 +239,23 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     display = {}
     for sym, g in to_graph.items():
         display.setdefault(g, sym)
-    report: dict[str, object] = {
-        "genes_in_graph": len(gene_ids),
+    report.update({
         "expression_genes": int(len(expr)),
         "expression_genes_not_in_graph": int((~in_graph).sum()),
         "expression_genes_not_in_graph_examples": list(expr.index[~in_graph][:5]),
-    }
-    y = np.full((len(gene_ids), len(tissues)), np.nan, dtype=np.float32)
+    })
+    y = np.full((len(index), len(tissues)), np.nan, dtype=np.float32)
     hit = expr[in_graph]
     hit = hit[~pd.Index([to_graph[s] for s in hit.index]).duplicated(keep="first")]
     report["expression_rows_collapsed_onto_one_graph_gene"] = int(in_graph.sum() - len(hit))
     y[[index[to_graph[s]] for s in hit.index]] = hit.to_numpy(np.float32)
-    observed = ~np.isnan(y)
-    has_expr = observed.any(axis=1)
+    return y, tissues, display
 
-    labelled = [g for g in gene_ids if has_expr[index[g]]]
-    if genes is not None:
-        wanted = set(genes)
-        labelled = [g for g in labelled if g in wanted]
+
+def _split_rows(gene_chromosomes: pd.Series, labelled: list[str], index: dict[str, int],
+                resolver: GeneResolver | None, test_chromosomes, val_chromosomes,
+                report: dict) -> dict[str, torch.Tensor]:
+    """Train / val / test gene rows of a whole-chromosome split of the labelled genes."""
     chrom_in = gene_chromosomes.dropna()
     chrom_in = chrom_in[~chrom_in.index.duplicated(keep="first")]
     chrom_map = to_graph_ids(chrom_in.index, index, resolver)
@@ -229,63 +270,69 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     report.update({"labelled_genes": len(labelled),
                    "labelled_without_chromosome": split.n_unknown,
                    **{f"n_{k}": int(len(v)) for k, v in rows.items()}})
+    return rows
 
-    roots = top_level_pathways(graph)
+
+def _function_labels(graph: KnowledgeGraph, roots: list[int], min_genes: int
+                     ) -> tuple[torch.Tensor, list[str]]:
+    """``function_labels [g, k]`` (membership in each top-level pathway with at least
+    ``min_genes`` genes, propagated) and their names."""
+    n_genes = graph.data["gene"].num_nodes
     function_m = (graph.membership(PATHWAY_EDGE, propagate=True)[:, roots]
-                  if roots else sp.csr_matrix((len(gene_ids), 0)))
+                  if roots else sp.csr_matrix((n_genes, 0)))
     n_per = np.asarray(function_m.sum(axis=0)).ravel()
-    keep_fn = [j for j in range(len(roots)) if n_per[j] >= min_genes_per_function]
-    function_labels = torch.from_numpy(function_m[:, keep_fn].toarray().astype(np.float32))
-    function_names = [graph.name("pathway", graph.node_ids["pathway"][roots[j]]) for j in keep_fn]
-    ei_dict, ea_dict, n_removed = _drop_nodes_from_edges(graph, "pathway", roots)
-    for et in list(ei_dict):
-        if et not in message_edges(ei_dict):
-            ei_dict.pop(et)
-            ea_dict.pop(et, None)
-    report.update({"function_labels": len(keep_fn), "edges_removed_for_function_labels": n_removed})
+    keep_fn = [j for j in range(len(roots)) if n_per[j] >= min_genes]
+    labels = torch.from_numpy(function_m[:, keep_fn].toarray().astype(np.float32))
+    names = [graph.name("pathway", graph.node_ids["pathway"][roots[j]]) for j in keep_fn]
+    return labels, names
 
-    x, feature_names, counts = membership_features(graph, exclude_pathways=roots,
-                                                   count_rows=rows["train"].numpy(),
-                                                   min_genes=min_genes_per_feature)
-    report.update(counts)
 
-    num_nodes = {nt: int(graph.data[nt].num_nodes) for nt in graph.data.node_types}
-    edge_dims = {et: int(v.shape[1]) for et, v in ea_dict.items() if v.dim() == 2 and v.shape[1]}
-    ea_dict = {et: v for et, v in ea_dict.items() if et in edge_dims}
-    graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x))
+def _message_graph(graph: KnowledgeGraph, roots: list[int], report: dict
+                   ) -> tuple[dict, dict]:
+    """The GAT's message edges (:func:`message_edges`) without any edge touching the
+    function-label pathways ``roots`` (the nodes stay, isolated)."""
+    ei_all, ea_all = {}, {}
+    for et in graph.data.edge_types:
+        store = graph.data[et]
+        ei_all[et] = store.edge_index
+        if "edge_attr" in store and store.edge_attr is not None:
+            ea_all[et] = store.edge_attr.float()
+    ei_dict, ea_dict, _ = drop_nodes(ei_all, ea_all, "pathway",
+                                     torch.as_tensor(roots, dtype=torch.long),
+                                     int(graph.data["pathway"].num_nodes), renumber=False)
+    report["edges_removed_for_function_labels"] = sum(
+        ei_all[et].shape[1] - ei_dict[et].shape[1] for et in ei_all)
+    keep = set(message_edges(ei_dict))
+    return ({et: v for et, v in ei_dict.items() if et in keep},
+            {et: v for et, v in ea_dict.items() if et in keep})
 
-    sequences, n_seq = None, 0
-    checksums: dict[str, str] = {}
-    if promoters is not None:
-        pmap = to_graph_ids(pd.unique(promoters["gene_symbol"]), index, resolver)
-        mapped = promoters.assign(graph_gene=promoters["gene_symbol"].map(pmap))
-        report["promoters_not_in_graph"] = int(mapped["graph_gene"].isna().sum())
-        # fingerprint every mapped promoter (not just a restricted run's), so a checkpoint of a
-        # quick run on a gene subset still matches the same inputs when it is reloaded
-        first = mapped.dropna(subset=["graph_gene"]).drop_duplicates("graph_gene")
-        checksums["sequences"] = hashlib.sha256(
-            "\n".join(first["graph_gene"] + "\t" + first["sequence"]).encode()).hexdigest()
-        if genes is not None:
-            # a restricted (quick) run encodes only the sequences its genes can see: their
-            # own and those of their gene → gene neighbours in the GAT
-            keep = set(labelled)
-            for et, ei in ei_dict.items():
-                if et[0] == "gene" and et[2] == "gene":
-                    dst_in = torch.isin(ei[1], torch.tensor([index[g] for g in labelled]))
-                    keep.update(gene_ids[i] for i in ei[0][dst_in].tolist())
-            mapped = mapped[mapped["graph_gene"].isin(keep)]
-        sequences, n_seq = promoter_inputs(gene_ids, mapped.dropna(subset=["graph_gene"]),
-                                           id_column="graph_gene")
-    report["genes_with_sequence"] = n_seq
-    checksums.update({"expression": _fingerprint(np.nan_to_num(y, nan=-1.0)),
-                      "graph": _fingerprint(*[graph.data[et].edge_index.numpy()
-                                              for et in graph.data.edge_types]),
-                      "genes": hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()})
-    log.info("training data: %s", report)
-    return TrainingData(gene_ids=gene_ids, tissues=tissues, y=torch.from_numpy(y),
-                        observed=torch.from_numpy(observed), rows=rows,
-                        graph_inputs=graph_inputs, edge_dims=edge_dims, membership=graph_inputs.membership,
-                        membership_csr=x, feature_names=feature_names,
-                        function_labels=function_labels, function_names=function_names,
-                        sequences=sequences, display_symbols=display, checksums=checksums,
-                        report=report)
+
+def _visible_genes(labelled: list[str], ei_dict: dict, gene_ids: list[str],
+                   index: dict[str, int]) -> set[str]:
+    """The labelled genes and their gene → gene neighbours in the GAT (the sequences a
+    restricted run needs)."""
+    keep = set(labelled)
+    targets = torch.tensor([index[g] for g in labelled], dtype=torch.long)
+    for et, ei in ei_dict.items():
+        if et[0] == "gene" and et[2] == "gene":
+            dst_in = torch.isin(ei[1], targets)
+            keep.update(gene_ids[i] for i in ei[0][dst_in].tolist())
+    return keep
+
+
+def _promoter_sequences(promoters: pd.DataFrame, gene_ids: list[str], index: dict[str, int],
+                        resolver: GeneResolver | None, visible: set[str] | None, report: dict,
+                        checksums: dict) -> tuple[SequenceInputs | None, int]:
+    """Promoter tokens of the graph's genes (only ``visible`` ones when given)."""
+    pmap = to_graph_ids(pd.unique(promoters["gene_symbol"]), index, resolver)
+    mapped = promoters.assign(graph_gene=promoters["gene_symbol"].map(pmap))
+    report["promoters_not_in_graph"] = int(mapped["graph_gene"].isna().sum())
+    # fingerprint every mapped promoter (not just a restricted run's), so a checkpoint of a
+    # quick run on a gene subset still matches the same inputs when it is reloaded
+    first = mapped.dropna(subset=["graph_gene"]).drop_duplicates("graph_gene")
+    checksums["sequences"] = hashlib.sha256(
+        "\n".join(first["graph_gene"] + "\t" + first["sequence"]).encode()).hexdigest()
+    if visible is not None:
+        mapped = mapped[mapped["graph_gene"].isin(visible)]
+    return promoter_inputs(gene_ids, mapped.dropna(subset=["graph_gene"]),
+                           id_column="graph_gene")

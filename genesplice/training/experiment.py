@@ -1,7 +1,10 @@
-"""One experiment end to end: data → ridge baseline → fused model + ablations → evaluation.
+"""One experiment end to end: data → ridge baseline → (pretraining) → fused model + ablations
+→ evaluation → report.
 
-Used by ``genesplice train`` / ``evaluate`` / ``demo`` and by the notebook API. Every input
-path comes from the :class:`~genesplice.training.config.RunConfig` ("" = the bundled default).
+Used by ``genesplice train`` / ``evaluate`` / ``demo`` and by the notebook API. Everything comes
+from the :class:`~genesplice.training.config.RunConfig`: input paths (``[data]``, "" = the
+bundled default), the architecture (``[model]``), optimisation and device (``[train]``),
+pretraining (``[pretrain]``) and the baseline (``[ridge]``).
 """
 from __future__ import annotations
 
@@ -9,42 +12,51 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.training.config import RunConfig, config_to_dict
+from genesplice.annotations.expression import read_expression_table
+from genesplice.annotations.ids import default_resolver
+from genesplice.graph.build import build_graph
+from genesplice.graph.features import MembershipFeatures
+from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.atomic import atomic_write, atomic_write_text
 from genesplice.io.constants import EPDNEW_PROMOTERS, unit_label
-from genesplice.models.graph_encoder import GraphEncoderConfig
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.models.device import resolve_device
 from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
-from genesplice.graph.features import MembershipFeatures
-from genesplice.training.ridge import RidgeBaseline, fit_ridge_baseline
+from genesplice.sequence.promoters import read_promoter_fasta
 from genesplice.training.checkpoint import load_checkpoint
-from genesplice.training.data import TrainingData
+from genesplice.training.config import (
+    RunConfig,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from genesplice.training.data import TrainingData, prepare_training_data
 from genesplice.training.loop import TrainResult, predict_rows, train_model
+from genesplice.training.metrics import evaluate_predictions
+from genesplice.training.pretrain import (
+    load_pretrained_encoder,
+    pretrain_encoder,
+    promoter_pretraining_sequences,
+)
+from genesplice.training.report import write_evaluation_report
+from genesplice.training.ridge import RidgeBaseline, fit_ridge_baseline
+from genesplice.training.splits import gene_chromosomes
 
 log = logging.getLogger(__name__)
 
-#: the promoter encoder used for 60 bp core promoters: 4 bases per token, one local window
-PROMOTER_ENCODER = dict(d_model=32, d_global=64, n_layers=1, n_heads=2, n_global_heads=2,
-                        n_pool_heads=2, window=16, stem_strides=(2, 2, 1),
-                        stem_channels=(16, 32), stem_kernel=5)
-
-
-def promoter_encoder_config(**overrides) -> SequenceEncoderConfig:
-    return SequenceEncoderConfig(**{**PROMOTER_ENCODER, **overrides})
-
-
-def model_config(variant: str, hidden: int = 32, heads: int = 4, n_layers: int = 2,
-                 dropout: float = 0.2) -> FusedModelConfig:
-    return FusedModelConfig(variant=variant, hidden=hidden,
-                            graph=GraphEncoderConfig(hidden=hidden, heads=heads,
-                                                     n_layers=n_layers, dropout=dropout))
+#: the built graph ``load_graph`` uses when no folder is given
+DEFAULT_GRAPH_DIR = "graphs/built/human_default"
+#: the name of the ridge baseline in reports and summaries
+RIDGE_NAME = "ridge (GO+Reactome+TF membership)"
 
 
 def model_args(data: TrainingData, model_cfg: FusedModelConfig,
@@ -52,8 +64,7 @@ def model_args(data: TrainingData, model_cfg: FusedModelConfig,
     """Everything needed to rebuild the model, as plain data (stored in checkpoints)."""
     gi = data.graph_inputs
     return {"model": model_cfg.to_dict(),
-            "sequence_encoder": None if seq_cfg is None else
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in seq_cfg.__dict__.items()},
+            "sequence_encoder": None if seq_cfg is None else seq_cfg.to_dict(),
             "n_tissues": data.n_tissues, "n_function_labels": len(data.function_names),
             "num_nodes": dict(gi.num_nodes),
             "edge_types": [list(et) for et in gi.edge_index_dict],
@@ -62,13 +73,12 @@ def model_args(data: TrainingData, model_cfg: FusedModelConfig,
 
 
 def build_model(args: dict) -> GeneSpliceModel:
-    """Rebuild a :class:`GeneSpliceModel` from :func:`model_args` output."""
+    """Rebuild a :class:`GeneSpliceModel` from :func:`model_args` output (on the CPU)."""
     cfg = FusedModelConfig.from_dict(args["model"])
     seq = args.get("sequence_encoder")
     encoder, dim = None, None
     if seq is not None and cfg.uses_sequence:
-        seq_cfg = SequenceEncoderConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                                           for k, v in seq.items()})
+        seq_cfg = SequenceEncoderConfig.from_dict(seq)
         encoder, dim = SequenceEncoder(seq_cfg), seq_cfg.out_dim
     return GeneSpliceModel(
         cfg, n_tissues=args["n_tissues"], n_function_labels=args["n_function_labels"],
@@ -78,21 +88,25 @@ def build_model(args: dict) -> GeneSpliceModel:
         sequence_dim=dim)
 
 
+def _membership(data: TrainingData) -> MembershipFeatures:
+    return MembershipFeatures(matrix=data.membership_csr, gene_ids=tuple(data.gene_ids),
+                              feature_ids=tuple(data.feature_names))
+
+
 def fit_ridge(data: TrainingData, cfg: RunConfig) -> RidgeBaseline:
-    """The ridge baseline on exactly the model's membership features."""
-    feats = MembershipFeatures(matrix=data.membership_csr, gene_ids=tuple(data.gene_ids),
-                               feature_ids=tuple(data.feature_names))
+    """The ridge baseline on exactly the model's membership features (already filtered by
+    ``ridge.min_genes_per_feature`` when the data were assembled)."""
     labelled = torch.cat([data.rows["train"], data.rows["val"]])
     expr = data.observed_frame(labelled)
-    return fit_ridge_baseline(feats, expr, train_genes=[data.gene_ids[i] for i in data.rows["train"]],
+    return fit_ridge_baseline(_membership(data), expr,
+                              train_genes=[data.gene_ids[i] for i in data.rows["train"]],
                               val_genes=[data.gene_ids[i] for i in data.rows["val"]],
                               alphas=cfg.ridge.alphas, min_genes_per_feature=1)
 
 
 def ridge_predict(ridge: RidgeBaseline, data: TrainingData, rows: torch.Tensor) -> np.ndarray:
-    feats = MembershipFeatures(matrix=data.membership_csr, gene_ids=tuple(data.gene_ids),
-                               feature_ids=tuple(data.feature_names))
-    return ridge.predict(feats, [data.gene_ids[i] for i in rows]).to_numpy()
+    """Ridge predictions ``[len(rows), t]``."""
+    return ridge.predict(_membership(data), [data.gene_ids[i] for i in rows]).to_numpy()
 
 
 def warm_start_from_ridge(model: GeneSpliceModel, ridge: RidgeBaseline,
@@ -117,25 +131,18 @@ class VariantResult:
     predictions: np.ndarray          # [n_genes, t] for every graph gene (level/profile-best)
 
 
-@dataclass
-class ExperimentResult:
-    data: TrainingData
-    ridge: RidgeBaseline
-    ridge_predictions: np.ndarray    # [n_genes, t]
-    variants: dict[str, VariantResult] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
 def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: RidgeBaseline,
                   out_dir: Path, model_cfg: FusedModelConfig | None = None,
                   seq_cfg: SequenceEncoderConfig | None = None,
                   encoder_state: dict | None = None, resume: bool = False,
                   progress: bool = True, stop_after_epoch: int | None = None,
                   tag: str | None = None) -> VariantResult:
-    """Train one model variant; its checkpoint goes to ``out_dir/<tag or variant>.pt``."""
+    """Train one model variant (architecture from ``cfg.model`` unless ``model_cfg`` /
+    ``seq_cfg`` are given) on ``cfg.train.device``; its checkpoint goes to
+    ``out_dir/<tag or variant>.pt``."""
     torch.manual_seed(cfg.train.seed)
-    model_cfg = model_cfg or model_config(variant)
-    seq_cfg = seq_cfg or promoter_encoder_config()
+    model_cfg = model_cfg or cfg.model.fused(variant)
+    seq_cfg = seq_cfg or cfg.model.sequence_encoder()
     args = model_args(data, model_cfg, seq_cfg)
     model = build_model(args)
     if encoder_state is not None and model.sequence_encoder is not None:
@@ -144,11 +151,11 @@ def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: Ri
     tag = tag or variant
     train_cfg = cfg.train
     if variant != "fused":  # the contrastive views exist only in the fused model
-        from dataclasses import replace
         train_cfg = replace(train_cfg, contrastive_weight=0.0)
     result = train_model(model, data, train_cfg, checkpoint_path=out_dir / f"{tag}.pt",
                          resume=resume, config_dict=config_to_dict(cfg), model_args=args,
-                         progress=progress, stop_after_epoch=stop_after_epoch, desc=tag)
+                         progress=progress, stop_after_epoch=stop_after_epoch, desc=tag,
+                         device=resolve_device(cfg.train.device))
     all_rows = torch.arange(data.n_genes)
     pred = predict_rows(model, data, all_rows, level_state=result.level_state,
                         profile_state=result.profile_state).numpy()
@@ -189,28 +196,26 @@ def save_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=float))
 
 
-def timed(seconds: dict, key: str):
-    class _T:
-        def __enter__(self):
-            self.t = time.time()
+class timed:
+    """``with timed(seconds, key):`` stores the block's wall time in ``seconds[key]``."""
 
-        def __exit__(self, *exc):
-            seconds[key] = time.time() - self.t
-    return _T()
+    def __init__(self, seconds: dict, key: str) -> None:
+        self.seconds, self.key = seconds, key
 
+    def __enter__(self) -> None:
+        self.t = time.time()
 
+    def __exit__(self, *exc) -> None:
+        self.seconds[self.key] = time.time() - self.t
 
 
 def load_graph(graph_path: str | os.PathLike | None, *, recipe: str | os.PathLike | None = None,
-               progress: bool = True):
+               progress: bool = True) -> KnowledgeGraph:
     """A built graph from ``graph_path``; built (and saved there) when the folder is empty.
 
     A saved graph whose inputs changed since it was built is rebuilt rather than used stale.
     """
-    from genesplice.graph.build import build_graph
-    from genesplice.graph.hetero import KnowledgeGraph
-
-    path = Path(graph_path) if graph_path else Path("graphs/built/human_default")
+    path = Path(graph_path) if graph_path else Path(DEFAULT_GRAPH_DIR)
     if (path / "graph.json").exists():
         kg = KnowledgeGraph.load(path)
         stale = kg.stale_inputs()
@@ -226,26 +231,16 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
                         progress: bool = True) -> TrainingData:
     """Read every input named by ``cfg.data`` ("" = bundled default) and assemble the
     :class:`TrainingData` (graph from ``cfg.data.graph_path``, built if absent)."""
-    from genesplice.annotations.expression import read_expression_table
-    from genesplice.annotations.ids import default_resolver
-    from genesplice.io.knowledge import knowledge_path
-    from genesplice.sequence.promoters import read_promoter_fasta
-    from genesplice.training.data import prepare_training_data
-    from genesplice.training.splits import gene_chromosomes
-
     if graph is None:
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
     expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
     chrom = gene_chromosomes(cfg.data.tss_path or None)
-    promoters_path = getattr(cfg.data, "promoters_path", "") or knowledge_path(EPDNEW_PROMOTERS)
-    promoters = read_promoter_fasta(promoters_path)
+    promoters = read_promoter_fasta(cfg.data.promoters_path or knowledge_path(EPDNEW_PROMOTERS))
     return prepare_training_data(graph, expr, gene_chromosomes=chrom, promoters=promoters,
                                  test_chromosomes=cfg.train.test_chromosomes,
                                  val_chromosomes=cfg.train.val_chromosomes,
                                  min_genes_per_feature=cfg.ridge.min_genes_per_feature,
                                  genes=genes, resolver=default_resolver())
-
-
 
 
 def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.DataFrame:
@@ -256,8 +251,6 @@ def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.Dat
 def evaluate_models(data: TrainingData, predictions: dict[str, np.ndarray], *,
                     split: str = "test"):
     """Metrics of each model's full prediction matrix ``[n_genes, t]`` on one split."""
-    from genesplice.training.metrics import evaluate_predictions
-
     rows = data.rows[split]
     obs = data.observed_frame(rows)
     preds = {name: _frame(data, rows, p[rows.numpy()]) for name, p in predictions.items()}
@@ -265,60 +258,42 @@ def evaluate_models(data: TrainingData, predictions: dict[str, np.ndarray], *,
     return obs, preds, results
 
 
-def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
-                   variants: tuple[str, ...] = ("fused", "graph_only", "sequence_only"),
-                   pretrain_steps: int = 0, compare_pretraining: bool = True,
-                   pretrained_encoder: str | os.PathLike | None = None, graph=None,
-                   genes: list[str] | None = None, progress: bool = True,
-                   command: str | None = None, resume: bool = False) -> dict:
-    """Data → ridge → (pretraining) → each variant → test-chromosome evaluation → report.
-
-    Writes into ``out_dir``: ``config.toml``, one checkpoint per model (``fused.pt``, …),
-    ``predictions.csv`` (the fused model, every gene of the expression table), the Markdown
-    ``report.md`` with plots and metric tables, ``history_<model>.csv`` and ``summary.json``.
-    Returns the summary dict.
-    """
-    from genesplice.training.config import save_config
-    from genesplice.training.report import write_evaluation_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.toml")
-    seconds: dict[str, float] = {}
-    with timed(seconds, "data"):
-        data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
+def _print_data(data: TrainingData, cfg: RunConfig) -> None:
     print(f"data: {data.report['n_train']:,} train / {data.report['n_val']:,} val "
           f"({','.join(cfg.train.val_chromosomes)}) / {data.report['n_test']:,} test "
           f"({','.join(cfg.train.test_chromosomes)}) genes; {len(data.feature_names):,} "
           f"membership features; {data.report['genes_with_sequence']:,} genes with a promoter")
-    with timed(seconds, "ridge"):
-        ridge = fit_ridge(data, cfg)
-    print(f"ridge: alpha level {ridge.level_alpha:g} / profile {ridge.profile_alpha:g} "
-          f"({seconds['ridge']:.0f} s)")
 
-    encoder_state, pretrain_summary = None, None
+
+def _encoder_state(cfg: RunConfig, out: Path, *, pretrained_encoder, progress: bool,
+                   seconds: dict) -> tuple[dict | None, str | None]:
+    """The promoter encoder's starting weights and a one-line summary: from
+    ``pretrained_encoder`` if given, else ``cfg.pretrain.steps`` of pretraining (none if 0)."""
     if pretrained_encoder is not None:
-        from genesplice.training.pretrain import load_pretrained_encoder
-        encoder_state = load_pretrained_encoder(pretrained_encoder).state_dict
-        pretrain_summary = f"encoder initialised from {pretrained_encoder}"
-    elif pretrain_steps > 0:
-        from genesplice.training.pretrain import (pretrain_encoder,
-                                                  promoter_pretraining_sequences)
-        with timed(seconds, "pretrain"):
-            pdata = promoter_pretraining_sequences(
-                exclude_chromosomes=cfg.train.test_chromosomes + cfg.train.val_chromosomes,
-                held_out_chromosomes=cfg.train.val_chromosomes)
-            pre = pretrain_encoder(promoter_encoder_config(), pdata.train, steps=pretrain_steps,
-                                   held_out=pdata.held_out, progress=progress,
-                                   checkpoint_path=out / "pretrained_encoder.pt")
-        encoder_state = pre.encoder_state
-        pretrain_summary = pre.summary()
-        print(pretrain_summary)
+        state = load_pretrained_encoder(pretrained_encoder).state_dict
+        return state, f"encoder initialised from {pretrained_encoder}"
+    if cfg.pretrain.steps <= 0:
+        return None, None
+    with timed(seconds, "pretrain"):
+        pdata = promoter_pretraining_sequences(
+            exclude_chromosomes=cfg.train.test_chromosomes + cfg.train.val_chromosomes,
+            held_out_chromosomes=cfg.train.val_chromosomes)
+        pre = pretrain_encoder(cfg.model.sequence_encoder(), pdata.train,
+                               steps=cfg.pretrain.steps, held_out=pdata.held_out,
+                               progress=progress, checkpoint_path=out / "pretrained_encoder.pt")
+    summary = pre.summary()
+    print(summary)
+    return pre.encoder_state, summary
 
-    runs: list[tuple[str, str, dict | None]] = []
-    for v in variants:
-        runs.append((v, v, encoder_state if v != "graph_only" else None))
-    if encoder_state is not None and compare_pretraining and "fused" in variants:
+
+def _train_variants(cfg: RunConfig, data: TrainingData, ridge: RidgeBaseline, out: Path, *,
+                    variants: tuple[str, ...], encoder_state: dict | None, progress: bool,
+                    resume: bool, seconds: dict) -> dict[str, VariantResult]:
+    """Each variant (graph_only without the encoder state), plus ``fused (no pretraining)``
+    when there is an encoder state and ``cfg.pretrain.compare``; writes ``history_<tag>.csv``."""
+    runs: list[tuple[str, str, dict | None]] = [
+        (v, v, encoder_state if v != "graph_only" else None) for v in variants]
+    if encoder_state is not None and cfg.pretrain.compare and "fused" in variants:
         runs.append(("fused (no pretraining)", "fused", None))
     trained: dict[str, VariantResult] = {}
     for name, variant, state in runs:
@@ -332,12 +307,11 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
               f"profile r {r.best_profile:.3f} (epoch {r.best_profile_epoch}); "
               f"{seconds[name]:.0f} s")
         r.history.to_csv(out / f"history_{tag}.csv", index=False)
+    return trained
 
-    predictions = {"ridge (GO+Reactome+TF membership)":
-                   ridge_predict(ridge, data, torch.arange(data.n_genes))}
-    predictions.update({name: vr.predictions for name, vr in trained.items()})
-    obs, preds, results = evaluate_models(data, predictions)
-    unit = unit_label(cfg.data.unit)
+
+def _report_notes(cfg: RunConfig, data: TrainingData, unit: str,
+                  pretrain_summary: str | None) -> list[str]:
     notes = [f"Split: test {', '.join(cfg.train.test_chromosomes)} "
              f"({len(data.rows['test'])} genes), validation "
              f"{', '.join(cfg.train.val_chromosomes)} ({len(data.rows['val'])} genes; all "
@@ -355,12 +329,50 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
                  "resolve to a gene another row already gave and are collapsed.")
     if pretrain_summary:
         notes.append("Pretraining: " + pretrain_summary.replace("\n", "; "))
+    return notes
+
+
+def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
+                   variants: tuple[str, ...] = ("fused", "graph_only", "sequence_only"),
+                   pretrained_encoder: str | os.PathLike | None = None, graph=None,
+                   genes: list[str] | None = None, progress: bool = True,
+                   command: str | None = None, resume: bool = False) -> dict:
+    """Data → ridge → (pretraining, ``cfg.pretrain``) → each variant → test-chromosome
+    evaluation → report.
+
+    Writes into ``out_dir``: ``config.toml``, one checkpoint per model (``fused.pt``, …),
+    ``predictions.csv`` (the fused model, every gene of the expression table), the Markdown
+    ``report.md`` with plots and metric tables, ``history_<model>.csv`` and ``summary.json``.
+    ``pretrained_encoder``: an encoder checkpoint to start from instead of pretraining.
+    Returns the summary dict.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.toml")
+    seconds: dict[str, float] = {}
+    with timed(seconds, "data"):
+        data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
+    _print_data(data, cfg)
+    with timed(seconds, "ridge"):
+        ridge = fit_ridge(data, cfg)
+    print(f"ridge: alpha level {ridge.level_alpha:g} / profile {ridge.profile_alpha:g} "
+          f"({seconds['ridge']:.0f} s)")
+    encoder_state, pretrain_summary = _encoder_state(
+        cfg, out, pretrained_encoder=pretrained_encoder, progress=progress, seconds=seconds)
+    trained = _train_variants(cfg, data, ridge, out, variants=variants,
+                              encoder_state=encoder_state, progress=progress, resume=resume,
+                              seconds=seconds)
+    predictions = {RIDGE_NAME: ridge_predict(ridge, data, torch.arange(data.n_genes))}
+    predictions.update({name: vr.predictions for name, vr in trained.items()})
+    obs, preds, results = evaluate_models(data, predictions)
+    unit = unit_label(cfg.data.unit)
     paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
                                     title="GeneSplice: held-out chromosome evaluation",
-                                    command=command, notes=notes, unit=unit)
-    pred_main = trained["fused"].predictions if "fused" in trained else \
-        next(iter(trained.values())).predictions
-    write_predictions(out / "predictions.csv", data, pred_main, unit)
+                                    command=command,
+                                    notes=_report_notes(cfg, data, unit, pretrain_summary),
+                                    unit=unit)
+    main = trained["fused"] if "fused" in trained else next(iter(trained.values()))
+    write_predictions(out / "predictions.csv", data, main.predictions, unit)
     summary = {"unit": unit, "seconds": seconds, "data": data.report,
                "metrics": {name: res.summary for name, res in results.items()},
                "report": str(paths.markdown), "plots": [str(p) for p in paths.plots]}
@@ -368,22 +380,10 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
     return summary
 
 
-def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
-    """Re-evaluate every model checkpoint of a run folder (plus a refitted ridge baseline) on
-    one split, from the run's own ``config.toml``; rewrites ``report.md`` (``split='test'``)
-    or writes ``eval_<split>/``."""
-    from genesplice.training.config import load_config
-    from genesplice.io.errors import GeneSpliceInputError
-    from genesplice.training.report import write_evaluation_report
-
-    run = Path(run_dir)
-    if not (run / "config.toml").exists():
-        raise GeneSpliceInputError("not a training run folder (expected config.toml)",
-                                   path=run)
-    cfg = load_config(run / "config.toml")
-    data = prepare_from_config(cfg, progress=False)
-    predictions = {"ridge (GO+Reactome+TF membership)":
-                   ridge_predict(fit_ridge(data, cfg), data, torch.arange(data.n_genes))}
+def _checkpoint_predictions(run: Path, data: TrainingData, device: torch.device
+                            ) -> dict[str, np.ndarray]:
+    """Predictions ``[n_genes, t]`` of every model checkpoint in ``run`` (by model name)."""
+    predictions = {}
     for ckpt in sorted(run.glob("*.pt")):
         ck = load_checkpoint(ckpt)
         if "model_args" not in ck.extra:
@@ -396,9 +396,26 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test") -> dict:
         model = build_model(ck.extra["model_args"])
         pred = predict_rows(model, data, torch.arange(data.n_genes),
                             level_state=ck.extra["level_state"],
-                            profile_state=ck.extra["profile_state"]).numpy()
-        name = ckpt.stem.replace("_no_pretraining", " (no pretraining)")
-        predictions[name] = pred
+                            profile_state=ck.extra["profile_state"], device=device).numpy()
+        predictions[ckpt.stem.replace("_no_pretraining", " (no pretraining)")] = pred
+    return predictions
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test",
+                 device: str | None = None) -> dict:
+    """Re-evaluate every model checkpoint of a run folder (plus a refitted ridge baseline) on
+    one split, from the run's own ``config.toml``; rewrites ``report.md`` (``split='test'``)
+    or writes ``eval_<split>/``. ``device``: default the run's ``train.device``."""
+    run = Path(run_dir)
+    if not (run / "config.toml").exists():
+        raise GeneSpliceInputError("not a training run folder (expected config.toml)",
+                                   path=run)
+    cfg = load_config(run / "config.toml")
+    data = prepare_from_config(cfg, progress=False)
+    predictions = {RIDGE_NAME: ridge_predict(fit_ridge(data, cfg), data,
+                                             torch.arange(data.n_genes))}
+    predictions.update(_checkpoint_predictions(run, data,
+                                               resolve_device(device or cfg.train.device)))
     obs, preds, results = evaluate_models(data, predictions, split=split)
     unit = unit_label(cfg.data.unit)
     out = run if split == "test" else run / f"eval_{split}"

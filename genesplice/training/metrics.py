@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.training.targets import level_profile
 
 MIN_OBSERVED = 3
 
@@ -58,7 +59,10 @@ def align(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
 
 
 def masked_pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
-    """Pearson r along ``axis`` using only cells where ``mask``; NaN if < 3 cells or constant."""
+    """Pearson r along ``axis`` using only cells where ``mask``; NaN if < 3 cells or constant.
+
+    ``x``, ``y``, ``mask``: same shape; the result has that shape without ``axis`` (a 0-d
+    array for 1-d input)."""
     n = mask.sum(axis=axis)
     xs = np.where(mask, x, 0.0)
     ys = np.where(mask, y, 0.0)
@@ -72,9 +76,9 @@ def masked_pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray, axis: int) ->
         sxy = (dx * dy).sum(axis=axis)
         r = sxy / np.sqrt(sxx * syy)
     tiny = 1e-12
-    r[(n < MIN_OBSERVED) | (sxx <= tiny * np.maximum(n, 1)) | (syy <= tiny * np.maximum(n, 1))] \
-        = np.nan
-    return np.clip(r, -1.0, 1.0)
+    undefined = (n < MIN_OBSERVED) | (sxx <= tiny * np.maximum(n, 1)) | \
+        (syy <= tiny * np.maximum(n, 1))
+    return np.clip(np.where(undefined, np.nan, r), -1.0, 1.0)
 
 
 def _masked_ranks(x: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
@@ -92,14 +96,6 @@ def _masked_r2(obs: np.ndarray, pred: np.ndarray, mask: np.ndarray, axis: int) -
         r2 = 1.0 - ss_res / ss_tot
     r2[(n < MIN_OBSERVED) | (ss_tot <= 1e-12 * np.maximum(n, 1))] = np.nan
     return r2
-
-
-def centre_genes(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Subtract each gene's (row's) mean over its observed cells; unobserved cells -> NaN."""
-    n = mask.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(mask, values, 0.0).sum(axis=1, keepdims=True) / n
-    return np.where(mask, values - mean, np.nan)
 
 
 def per_tissue_metrics(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +118,7 @@ def per_gene_metrics(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.Data
     """
     pred = align(observed, predicted)
     o, p, m = observed.to_numpy(float), pred.to_numpy(float), observed.notna().to_numpy()
-    oc, pc = centre_genes(o, m), centre_genes(p, m)
+    oc, pc = level_profile(o, m).profile, level_profile(p, m).profile  # 0 where unobserved
     return pd.DataFrame({
         "gene_id": list(observed.index),
         "n_tissues": m.sum(axis=1),

@@ -6,7 +6,7 @@ with AdamW, linear warmup then cosine decay (:mod:`genesplice.training.schedules
 clipping. The result (and the optional checkpoint) holds the encoder config as plain data and
 the encoder ``state_dict``, so the fused model can start from it::
 
-    result = pretrain_encoder(promoter_encoder_config(), (tokens, mask), steps=600)
+    result = pretrain_encoder(SequenceEncoderConfig.promoter(), (tokens, mask), steps=600)
     cfg, state = load_pretrained_encoder("runs/pretrain/encoder.pt")
     train_variant("fused", data, run_cfg, ridge=ridge, out_dir=out, seq_cfg=cfg,
                   encoder_state=state)
@@ -36,16 +36,24 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset
 
+from genesplice.annotations.expression import read_expression_table
 from genesplice.io.chromosomes import normalize_chromosome
 from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
 from genesplice.models.masked_lm import (MaskedNucleotideHead, mask_tokens, masked_lm_loss,
                                          unigram_entropy)
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
+from genesplice.sequence.cohort import build_cohort
 from genesplice.sequence.dataset import SequenceBatch, collate_sequences
 from genesplice.sequence.encode import PAD_INDEX, encode_sequence, pad_tokens
+from genesplice.sequence.genome import Genome
+from genesplice.sequence.promoters import read_promoter_fasta
+from genesplice.sequence.tss import read_tss_bed
+from genesplice.sequence.windows import extract_windows
 from genesplice.training.checkpoint import load_checkpoint, save_checkpoint
 from genesplice.training.schedules import build_scheduler
+from genesplice.training.splits import gene_chromosomes
 
 log = logging.getLogger(__name__)
 
@@ -54,29 +62,6 @@ CHECKPOINT_KIND = "masked_nucleotide_pretraining"
 #: what ``sequences`` may be: ``(tokens [n, l], mask [n, l])``, a collated batch, or a Dataset
 #: of :class:`~genesplice.sequence.dataset.SequenceItem`
 Sequences = tuple[torch.Tensor, torch.Tensor] | SequenceBatch | Dataset
-
-
-# ------------------------------------------------------------------------------ config ↔ dict
-
-def encoder_config_to_dict(config: SequenceEncoderConfig) -> dict[str, Any]:
-    """Plain dict (tuples → lists), as stored in checkpoints."""
-    return {k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in dataclasses.asdict(config).items()}
-
-
-def encoder_config_from_dict(data: dict[str, Any], *, path: str | os.PathLike | None = None
-                             ) -> SequenceEncoderConfig:
-    """Inverse of :func:`encoder_config_to_dict`; unknown or invalid fields are an input error."""
-    known = {f.name for f in dataclasses.fields(SequenceEncoderConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise GeneSpliceInputError(f"unknown sequence-encoder config fields {unknown} "
-                                   f"(expected a subset of {sorted(known)})", path=path)
-    try:
-        return SequenceEncoderConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                                        for k, v in data.items()})
-    except (TypeError, ValueError) as err:
-        raise GeneSpliceInputError(f"invalid sequence-encoder config ({err})", path=path) from err
 
 
 # ------------------------------------------------------------------------------ results
@@ -375,7 +360,7 @@ def save_pretrained_encoder(path: str | os.PathLike, result: PretrainResult, *,
     tail = result.train_losses[-max(1, len(result.train_losses) // 10):]
     return save_checkpoint(
         path, model_state=result.encoder_state,
-        config={"sequence_encoder": encoder_config_to_dict(result.config),
+        config={"sequence_encoder": result.config.to_dict(),
                 "pretrain": dict(result.settings)},
         step=result.steps,
         best_metric=None if result.held_out_after is None else result.held_out_after.loss,
@@ -396,7 +381,7 @@ def load_pretrained_encoder(path: str | os.PathLike) -> PretrainedEncoder:
         raise GeneSpliceInputError(
             f"not a pretrained-encoder checkpoint (kind {ck.extra.get('kind')!r}, expected "
             f"{CHECKPOINT_KIND!r}; write one with `genesplice pretrain`)", path=path)
-    config = encoder_config_from_dict(ck.config["sequence_encoder"], path=path)
+    config = SequenceEncoderConfig.from_dict(ck.config["sequence_encoder"], path=path)
     expected = SequenceEncoder(config).state_dict()
     missing = sorted(set(expected) - set(ck.model_state))
     unexpected = sorted(set(ck.model_state) - set(expected))
@@ -454,10 +439,6 @@ def promoter_pretraining_sequences(promoters_path: str | os.PathLike | None = No
     chromosome (``tss_path``: gene symbol → chromosome table, default the bundled hg38 TSS
     table) are left out and counted.
     """
-    from genesplice.io.knowledge import knowledge_path
-    from genesplice.sequence.promoters import read_promoter_fasta
-    from genesplice.training.splits import gene_chromosomes
-
     path = promoters_path or knowledge_path(EPDNEW_PROMOTERS)
     table = read_promoter_fasta(path)
     chrom_of = gene_chromosomes(tss_path)
@@ -491,24 +472,16 @@ def window_pretraining_sequences(*, flank_bp: int = 10_000,
                                  fasta_paths: Sequence[str | os.PathLike] | None = None
                                  ) -> PretrainingData:
     """±``flank_bp`` windows (gene strand) around the TSSs of the long-sequence cohort
-    (:func:`genesplice.studies.long_sequence.build_cohort`: hg19 Xpresso TSSs in the bundled
+    (:func:`genesplice.sequence.cohort.build_cohort`: hg19 Xpresso TSSs in the bundled
     GRCh37 chr20 / chrX sequence): ``train_chromosomes`` genes train, ``held_out_chromosomes``
     genes are only scored. Pair with ``crop_bp`` in :func:`pretrain_encoder`."""
-    from genesplice.annotations.expression import read_expression_table
-    from genesplice.io.knowledge import knowledge_path
-    from genesplice.sequence.tss import read_tss_bed
-    from genesplice.studies.long_sequence import (build_cohort,
-                                                   extract_windows, open_genomes)
-
     expr = read_expression_table(expression_path)
     tss = read_tss_bed(tss_path or knowledge_path(TSS_BED_HG19))
-    genomes = open_genomes(fasta_paths)
-    cohort = build_cohort(expr, tss, genomes, core_flank_bp=flank_bp,
-                          train_chromosomes=train_chromosomes,
-                          test_chromosomes=held_out_chromosomes)
-    windows = extract_windows(genomes, cohort.genes, flank_bp, flank_bp)
-    for g in genomes:
-        g.close()
+    with Genome.grch37(fasta_paths) as genome:
+        cohort = build_cohort(expr, tss, genome, core_flank_bp=flank_bp,
+                              train_chromosomes=train_chromosomes,
+                              test_chromosomes=held_out_chromosomes)
+        windows = extract_windows(genome, cohort.genes, flank_bp, flank_bp)
     split = cohort.genes["split"].to_numpy()
     train = torch.from_numpy(split == "train")
     held = torch.from_numpy(split == "test")
@@ -535,8 +508,7 @@ def unigram_baseline(sequences: tuple[torch.Tensor, torch.Tensor]) -> float:
 
 __all__ = [
     "CHECKPOINT_KIND", "MaskedLossScore", "PretrainResult", "PretrainedEncoder",
-    "PretrainingData", "encoder_config_from_dict", "encoder_config_to_dict",
-    "load_pretrained_encoder", "masked_loss_score", "pretrain_encoder",
+    "PretrainingData", "load_pretrained_encoder", "masked_loss_score", "pretrain_encoder",
     "promoter_pretraining_sequences", "random_crops", "save_pretrained_encoder",
     "torch_threads", "unigram_baseline", "window_pretraining_sequences",
 ]

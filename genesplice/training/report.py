@@ -9,6 +9,10 @@
 * ``summary.csv``, ``per_tissue.csv``, ``per_gene.csv`` — the tidy tables with a ``model``
   column.
 
+``graph_summary_text`` / ``graph_report_section`` describe a built knowledge graph (nodes and
+edges per type, build notes) as console text / a Markdown section (``build-graph``, the demo).
+Every file is written atomically (:mod:`genesplice.io.atomic`).
+
 Matplotlib draws with the Agg canvas attached to each figure inside the function, so nothing
 about the global backend is set at import time or changed for the caller.
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesplice.io.atomic import atomic_write_text
+from genesplice.graph.hetero import KnowledgeGraph
+from genesplice.io.atomic import atomic_write, atomic_write_text
 from genesplice.training.metrics import EvaluationResult, align
 
 SUMMARY_COLUMNS = ("pearson_tissue", "spearman_tissue", "r2_tissue", "pearson_gene",
@@ -42,20 +46,8 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def _save_figure(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def _figure(width: float, height: float):
@@ -169,7 +161,7 @@ def write_evaluation_report(out_dir: str | os.PathLike,
     tables = []
     for name, df in (("summary.csv", summary), ("per_tissue.csv", per_tissue),
                      ("per_gene.csv", per_gene)):
-        _atomic_text(out / name, df.to_csv(index=False))
+        atomic_write_text(out / name, df.to_csv(index=False))
         tables.append(out / name)
 
     plots = [plot_per_tissue_bars(results, m, out / f"per_tissue_{m}.png") for m in metrics]
@@ -194,5 +186,20 @@ def write_evaluation_report(out_dir: str | os.PathLike,
     md += [f"![{p.stem}]({p.name})" for p in plots]
     md += ["", "## Per-tissue Pearson", "", _md_table(wide), ""]
     path = out / "report.md"
-    _atomic_text(path, "\n".join(md))
+    atomic_write_text(path, "\n".join(md))
     return ReportPaths(markdown=path, plots=tuple(plots), tables=tuple(tables))
+
+
+def graph_summary_text(kg: KnowledgeGraph) -> str:
+    """The nodes/edges-per-type table and the build report lines, as console text."""
+    table = kg.summary().to_string(index=False, formatters={"count": "{:,}".format})
+    return "\n".join([table, *kg.report_lines()])
+
+
+def graph_report_section(kg: KnowledgeGraph, *, recipe: str | os.PathLike,
+                         graph_dir: str | os.PathLike) -> list[str]:
+    """Markdown lines of a ``## Knowledge graph`` section (recipe, folder, counts, notes)."""
+    md = ["## Knowledge graph", "", f"Recipe: `{recipe}`; built graph: `{graph_dir}`", "",
+          "| kind | type | count |", "|---|---|---:|"]
+    md += [f"| {r.kind} | {r.type} | {r.count:,} |" for r in kg.summary().itertuples()]
+    return md + ["", *[f"- {x}" for x in kg.report_lines()], ""]

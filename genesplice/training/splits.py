@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from genesplice.io.text import open_text
-from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.chromosomes import normalize_chromosome
 from genesplice.io.constants import TSS_HG38
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.text import open_text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ def gene_chromosomes(path: str | os.PathLike | None = None) -> pd.Series:
     index ``gene_id``.
     """
     if path is None:
-        from genesplice.io.knowledge import knowledge_path
         path = knowledge_path(TSS_HG38)
     path = Path(path)
     with open_text(path) as fh:

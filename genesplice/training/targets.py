@@ -28,9 +28,9 @@ def level_profile(y: torch.Tensor | np.ndarray,
     all-zero profile (``n_observed`` 0 says so). numpy in → numpy out (same dtype).
     """
     as_numpy = isinstance(y, np.ndarray)
-    if as_numpy:
-        y = torch.from_numpy(y)
-        mask = None if mask is None else torch.from_numpy(np.asarray(mask))
+    if as_numpy:  # torch.from_numpy shares memory; a read-only array (pandas) is copied
+        y = torch.from_numpy(y if y.flags.writeable else y.copy())
+        mask = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool))
     if mask is None:
         mask = ~torch.isnan(y)
     mask = mask.bool()

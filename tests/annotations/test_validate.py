@@ -3,7 +3,7 @@ import gzip
 
 import pytest
 
-from genesplice.annotations.validate import guess_format, read_table, validate_file
+from genesplice.annotations.validate import guess_format, validate_file
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
 
@@ -63,14 +63,3 @@ def test_gz_and_empty(tmp_path):
     eg = _write(tmp_path / "empty.tsv.gz", "", gz=True)
     with pytest.raises(GeneSpliceInputError, match="empty"):
         validate_file(eg)
-
-
-def test_read_table_required_and_header(tmp_path):
-    p = _write(tmp_path / "t.tsv", "tf\ttarget\nA\t\n")
-    with pytest.raises(GeneSpliceInputError, match=r"t.tsv:2: empty value in required column 'target'"):
-        read_table(p, columns=("tf", "target"), required=("tf", "target"))
-    with pytest.raises(GeneSpliceInputError, match=r"t.tsv:1: missing column"):
-        read_table(p, columns=("tf", "mode"))
-    h = _write(tmp_path / "h.tsv", "tf\ttarget\n")
-    with pytest.raises(GeneSpliceInputError, match="no data rows"):
-        read_table(h, columns=("tf",))

@@ -1,4 +1,6 @@
 """TOML recipes: the shipped default, unknown keys, types, TOML syntax errors."""
+import dataclasses
+
 import pytest
 
 from genesplice.io.errors import GeneSpliceInputError
@@ -14,7 +16,7 @@ def test_default_recipe():
     assert r.genes.universe == "expression"
     assert r.path(r.go.obo) == knowledge_dir() / "annotations/go.obo.gz"
     assert r.path(r.go.obo).exists()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'name'"):
         r.name = "x"  # frozen
 
 

@@ -31,8 +31,7 @@ from genesplice.models.model import (
     GraphInputs,
     SequenceInputs,
 )
-from genesplice.models.sequence_encoder import SequenceEncoder
-from genesplice.training.experiment import promoter_encoder_config
+from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 
 ANN = ("go_term", "rev_annotated_with", "gene")
 REG = ("gene", "regulates", "gene")
@@ -60,7 +59,7 @@ def synthetic_inputs():
 
 def make_model(seed):
     torch.manual_seed(seed)
-    enc = promoter_encoder_config()
+    enc = SequenceEncoderConfig.promoter()
     cfg = FusedModelConfig(variant="fused", hidden=16, proj_dim=4,
                            graph=GraphEncoderConfig(hidden=16, heads=2, n_layers=2, dropout=0.0))
     model = GeneSpliceModel(cfg, n_tissues=5, n_function_labels=0,

@@ -1,12 +1,14 @@
 """Shape and behaviour tests of the fused model on a tiny SYNTHETIC graph (shapes only).
 
-Real-data training is tested in tests/training/.
+Real-data training is tested in tests/training/; the graph encoder alone in
+test_graph_encoder.py.
 """
 import pytest
 import torch
 from torch import nn
 
-from genesplice.models.graph_encoder import GraphEncoderConfig, HeteroGATEncoder
+from genesplice.models.fusion import MembershipLinear
+from genesplice.models.graph_encoder import GraphEncoderConfig
 from genesplice.models.model import (FusedModelConfig, GeneSpliceModel, GraphInputs,
                                      SequenceInputs)
 
@@ -83,24 +85,6 @@ def test_graph_only_has_no_per_gene_parameters():
     assert "gene" not in model.node_embeddings
 
 
-def test_attention_is_separate_and_normalised():
-    torch.manual_seed(0)
-    enc = HeteroGATEncoder(["gene", "go_term"], ETS, {ETS[3]: 2},
-                           GraphEncoderConfig(hidden=8, heads=2)).eval()
-    graph = synthetic_graph()
-    x = {"gene": torch.randn(5, 8), "go_term": torch.randn(3, 8)}
-    out = enc(x, graph.edge_index_dict, graph.edge_attr_dict)
-    assert set(out) == {"gene", "go_term"}            # forward returns embeddings only
-    layers = enc.attention(x, graph.edge_index_dict, graph.edge_attr_dict)
-    assert len(layers) == 2
-    ei, alpha = layers[0][ETS[0]]
-    assert alpha.shape == (ei.shape[1], 2)
-    assert ((alpha >= 0) & (alpha <= 1)).all()
-    # incoming attention of each destination sums to 1 per head
-    sums = torch.zeros(3, 2).index_add_(0, ei[1], alpha)
-    assert torch.allclose(sums[sums.sum(1) > 0], torch.ones(3, 2)[sums.sum(1) > 0], atol=1e-5)
-
-
 def test_edge_dropout_view_keeps_attributes_aligned():
     graph = synthetic_graph()
     view = graph.drop_edges(0.5, generator=torch.Generator().manual_seed(1))
@@ -111,28 +95,7 @@ def test_edge_dropout_view_keeps_attributes_aligned():
         sum(v.shape[1] for v in graph.edge_index_dict.values())
 
 
-def test_restricted_receptive_field_equals_full_graph_pass():
-    from genesplice.models.graph_encoder import restrict_to_targets
-    torch.manual_seed(0)
-    enc = HeteroGATEncoder(["gene", "go_term"], ETS, {ETS[3]: 2},
-                           GraphEncoderConfig(hidden=8, heads=2)).eval()
-    graph = synthetic_graph()
-    x = {"gene": torch.randn(5, 8), "go_term": torch.randn(3, 8)}
-    full = enc(x, graph.edge_index_dict, graph.edge_attr_dict)["gene"]
-    targets = torch.tensor([1, 3])
-    layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
-                                 {"gene": targets}, graph.num_nodes, 2)
-    part = enc(x, [a for a, _ in layers], [b for _, b in layers])["gene"]
-    assert torch.allclose(part[targets], full[targets], atol=1e-6)
-    # the last layer only keeps edges into the targets
-    last = layers[-1][0]
-    for et, ei in last.items():
-        if et[2] == "gene":
-            assert set(ei[1].tolist()) <= {1, 3}
-
-
 def test_membership_linear_matches_dense_product():
-    from genesplice.models.fusion import MembershipLinear
     torch.manual_seed(0)
     dense = (torch.rand(6, 4) > 0.5).float()
     lin = MembershipLinear(4, 3)

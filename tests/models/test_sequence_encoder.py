@@ -1,11 +1,15 @@
 """SequenceEncoder: shapes (synthetic_* tensors), masks and real GRCh37 chr20 windows."""
+import dataclasses
+
 import pytest
 import torch
 
+from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
+from genesplice.models import sequence_encoder
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
-from genesplice.sequence import (PAD_INDEX, GenomeWindows, collate_sequences, encode_sequence,
-                                 pad_tokens, read_promoter_fasta, read_tss_bed,
+from genesplice.sequence import (PAD_INDEX, GenomeWindows, TssWindowDataset, collate_sequences,
+                                 encode_sequence, pad_tokens, read_promoter_fasta, read_tss_bed,
                                  reverse_complement_tokens)
 
 TOL = 1e-5
@@ -59,8 +63,27 @@ def test_configs_and_parameter_counts(small, base):
         SequenceEncoderConfig(stem_channels=(64,))
     with pytest.raises(ValueError, match="window"):
         SequenceEncoderConfig(window=7)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         base.config.d_model = 3  # frozen
+
+
+def test_presets_and_dict_round_trip():
+    promoter, study = SequenceEncoderConfig.promoter(), SequenceEncoderConfig.long_study()
+    assert promoter.downsample == 4 and promoter.window == 16 and promoter.d_model == 32
+    assert study.downsample == 128 and study.d_model == SequenceEncoderConfig.small().d_model
+    assert SequenceEncoderConfig.preset("long_study", n_layers=3) == \
+        SequenceEncoderConfig.long_study(n_layers=3)
+    for name in sequence_encoder.ENCODER_PRESETS:
+        cfg = SequenceEncoderConfig.preset(name)
+        d = cfg.to_dict()
+        assert d["stem_strides"] == list(cfg.stem_strides)          # plain data, no tuples
+        assert SequenceEncoderConfig.from_dict(d) == cfg
+    with pytest.raises(GeneSpliceInputError, match="unknown sequence-encoder preset 'tiny'"):
+        SequenceEncoderConfig.preset("tiny")
+    with pytest.raises(GeneSpliceInputError, match=r"unknown sequence-encoder config fields \['width'\]"):
+        SequenceEncoderConfig.from_dict({"width": 3})
+    with pytest.raises(GeneSpliceInputError, match="invalid sequence-encoder config"):
+        SequenceEncoderConfig.from_dict({"window": 7})
 
 
 @pytest.mark.parametrize("length", [1, 7, 60, 129, 1_000, 5_003])
@@ -162,22 +185,32 @@ def test_all_padding_is_an_error(small):
         small(synthetic_tokens, synthetic_mask)
 
 
-def test_activation_checkpointing_gives_the_same_gradients(chr20, chr20_tss):
+def test_activation_checkpointing_gives_the_same_gradients(chr20, chr20_tss, monkeypatch):
     items = [_window(chr20, chr20_tss, i, 500, 500) for i in range(2)]
     tokens, mask = pad_tokens([w.tokens for w in items], [w.mask for w in items])
-    grads = []
+    calls = []
+    real_checkpoint = sequence_encoder.checkpoint
+
+    def counting_checkpoint(*args, **kwargs):
+        calls.append(1)
+        return real_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(sequence_encoder, "checkpoint", counting_checkpoint)
+    grads, n_calls = [], []
     for ckpt in (False, True):
         torch.manual_seed(0)
         model = SequenceEncoder(SequenceEncoderConfig.small(checkpointing=ckpt)).train()
         model(tokens, mask).square().sum().backward()
+        n_calls.append(len(calls))
+        assert [n for n, p in model.named_parameters() if p.grad is None] == []
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
-    assert all(g is not None for g in grads[0].values())
+    # the checkpointed run really went through torch.utils.checkpoint, once per block
+    assert n_calls == [0, model.config.n_layers]
     for name, g in grads[0].items():
         assert torch.allclose(g, grads[1][name], atol=1e-6), name
 
 
 def test_dataset_batch_feeds_the_encoder(small, chr20, chr20_tss):
-    from genesplice.sequence import TssWindowDataset
     ds = TssWindowDataset(chr20, chr20_tss, 1_000, 1_000, reverse_complement_prob=0.5, max_shift=10)
     batch = collate_sequences([ds[i] for i in range(4)])
     with torch.no_grad():
@@ -188,7 +221,6 @@ def test_dataset_batch_feeds_the_encoder(small, chr20, chr20_tss):
 def test_base_encoder_embeds_chrx_genes_at_10kb(base):
     genome = GenomeWindows(knowledge_path("sequence/GRCh37_chrX_1-69999930.fa.gz"))
     tss = read_tss_bed(knowledge_path("sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"))
-    from genesplice.sequence import TssWindowDataset
     ds = TssWindowDataset(genome, tss, 10_000, 10_000)
     batch = collate_sequences([ds[i] for i in range(3)])
     genome.close()

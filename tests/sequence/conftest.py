@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from genesplice.annotations.expression import read_expression_table
 from genesplice.io.knowledge import knowledge_path
-from genesplice.sequence import GenomeWindows, read_promoter_fasta, read_tss_bed, read_tss_tsv
+from genesplice.sequence import (Genome, GenomeWindows, read_promoter_fasta, read_tss_bed,
+                                 read_tss_tsv)
 
 CHR20 = "sequence/GRCh37_chr20.fa.gz"
 CHRX = "sequence/GRCh37_chrX_1-69999930.fa.gz"
@@ -42,3 +44,15 @@ def hg38_tss():
 @pytest.fixture(scope="session")
 def epdnew():
     return read_promoter_fasta(knowledge_path(EPDNEW))
+
+
+@pytest.fixture(scope="session")
+def grch37():
+    """The bundled GRCh37 chr20 + chrX (1-70 Mb) sequence as one :class:`Genome`."""
+    with Genome.grch37() as genome:
+        yield genome
+
+
+@pytest.fixture(scope="session")
+def expression():
+    return read_expression_table()

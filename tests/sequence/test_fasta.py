@@ -12,7 +12,7 @@ from genesplice.io.chromosomes import alias_key
 from genesplice.sequence import (GenomeWindows, decode_tokens, read_tss_bed,
                                  reverse_complement, reverse_complement_tokens)
 
-from .conftest import CHR2_HG38, CHR17_REGION, CHR20, CHRX, HG19_WINDOWS
+from .conftest import CHR2_HG38, CHR17_REGION, CHR20, HG19_WINDOWS
 
 CHR20_LENGTH = 63_025_520
 

@@ -1,3 +1,6 @@
+from genesplice.io.constants import EPDNEW_PROMOTERS
+from genesplice.io.knowledge import knowledge_path
+from genesplice.io.text import open_text
 from genesplice.sequence import first_promoter_per_gene
 
 
@@ -10,7 +13,16 @@ def test_epdnew_core_promoters(epdnew):
     assert epdnew["ensembl_id"].isna().sum() == 2_564
     assert (epdnew["sequence"].str.len() == 60).sum() == 29_597   # IPMK_1 is 59 bp in the source
     assert set("".join(epdnew["sequence"].head(500))) <= set("ACGTN")
-    assert (epdnew["tss_index"] == 49).all()
+
+
+def test_tss_index_is_where_the_file_switches_to_uppercase(epdnew):
+    """EPDnew writes −49..−1 in lowercase and the TSS onwards in uppercase: the reader's
+    ``tss_index`` must be that switch point, read from the raw file, in every record."""
+    with open_text(knowledge_path(EPDNEW_PROMOTERS)) as fh:
+        raw = [line.strip() for line in fh if not line.startswith(">")]
+    assert len(raw) == len(epdnew)
+    switch = [len(s) - len(s.lstrip("acgtn")) for s in raw]
+    assert epdnew["tss_index"].tolist() == switch
 
 
 def test_one_promoter_per_gene(epdnew):

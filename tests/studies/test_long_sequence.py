@@ -1,88 +1,20 @@
-"""'Does long sequence help?' (issue 5): the chr20/chrX cohort, strand-aware windows of the right
-length with contig-edge masks, k-mer features and the ridge, and the study end to end on a small
-real slice (30 chrX training genes, 30 chr20 test genes)."""
+"""'Does long sequence help?' (issue 5): k-mer features, the study's scoring, its config, and the
+study end to end on a small real slice (30 chrX training genes, 30 chr20 test genes). The cohort
+and the windows are tested in tests/sequence (test_cohort.py, test_windows.py); the ridge in
+tests/training/test_ridge.py."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from genesplice.io.knowledge import knowledge_path
-from genesplice.sequence import PAD_INDEX, read_promoter_fasta, read_tss_bed
-from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
-from genesplice.studies.long_sequence import (WindowSet, build_cohort, extract_windows,
-                                               fit_level_profile_ridge, kmer_features,
-                                               open_genomes, promoter_windows,
-                                               run_long_sequence_study)
-
-CHRX_END = 69_999_930          # the bundled GRCh37 chrX record covers [0, 69,999,930)
-
-
-@pytest.fixture(scope="module")
-def genomes():
-    g = open_genomes()
-    yield g
-    for x in g:
-        x.close()
-
-
-@pytest.fixture(scope="module")
-def cohort(expression, genomes):
-    tss = read_tss_bed(knowledge_path(TSS_BED_HG19))
-    return build_cohort(expression, tss, genomes)
-
-
-def test_cohort_is_the_chr20_chrx_genes_with_a_full_window(cohort):
-    r = cohort.report
-    assert (r.n_on_sequence, r.n_cohort, r.n_train, r.n_test) == (847, 844, 330, 514)
-    assert r.n_unmapped == 3 and r.n_partial_window == 0
-    g = cohort.genes
-    assert set(g.loc[g["split"] == "train", "chrom"]) == {"chrX"}
-    assert set(g.loc[g["split"] == "test", "chrom"]) == {"chr20"}
-    assert g["gene_id"].is_unique and (g["tss"] < CHRX_END).all()
-
-
-def test_windows_match_genome_windows_on_both_strands(cohort, genomes):
-    g = cohort.genes
-    picks = pd.concat([g[g["strand"] == "+"].head(2), g[g["strand"] == "-"].head(2),
-                       g[g["split"] == "train"].head(2)])
-    w = extract_windows(genomes, picks, 5_000, 5_000, chunk_bp=2_000_000)
-    assert w.tokens.shape == w.mask.shape == (6, 10_000) and w.length == 10_000
-    for i, row in enumerate(picks.itertuples()):
-        ref = genomes[row.genome].window(row.chrom, row.tss, row.strand, 5_000, 5_000)
-        assert torch.equal(w.tokens[i].long(), ref.tokens) and torch.equal(w.mask[i], ref.mask)
-    core = w.centre(49, 11)                                   # the 60 bp promoter cut
-    assert core.tokens.shape == (6, 60) and torch.equal(core.tokens, w.tokens[:, 4_951:5_011])
-
-
-def test_long_windows_are_masked_beyond_contig_ends(cohort, genomes):
-    g = cohort.genes
-    last = g[g["chrom"] == "chrX"].sort_values("tss").tail(1)      # nearest the chrX record end
-    first = g[g["chrom"] == "chr20"].sort_values("tss").head(1)    # nearest chr20 base 0
-    tss_x, tss_20 = int(last["tss"].iloc[0]), int(first["tss"].iloc[0])
-    flank = max(CHRX_END - tss_x, tss_20) + 1_000
-    w = extract_windows(genomes, pd.concat([last, first]), flank, flank)
-    assert w.tokens.shape == (2, 2 * flank)
-    for i, (strand, n_beyond) in enumerate([(last["strand"].iloc[0], tss_x + flank - CHRX_END),
-                                            (first["strand"].iloc[0], flank - tss_20)]):
-        pad = ~w.mask[i]
-        assert int(pad.sum()) == n_beyond
-        # the chrX end is downstream on '+', upstream (window start) on '-'; chr20's start the reverse
-        at_end = (strand == "+") == (i == 0)
-        sl = slice(2 * flank - n_beyond, None) if at_end else slice(0, n_beyond)
-        # GenomeWindows convention: bases beyond the sequence read N (4) with mask False
-        assert bool(pad[sl].all()) and bool((w.tokens[i][sl] == 4).all())
-        assert bool(w.mask[i, flank])                            # the TSS itself is real
-
-
-def test_promoter_windows_use_epdnew_and_fill_from_genome(cohort, genomes):
-    g = cohort.genes.head(40)
-    longest = extract_windows(genomes, g, 1_000, 1_000)
-    prom = read_promoter_fasta(knowledge_path(EPDNEW_PROMOTERS))
-    w, n_fill = promoter_windows(list(g["gene_id"]), prom, longest)
-    assert w.tokens.shape == (40, 60) and w.upstream == 49 and 0 < n_fill < 40
-    first = prom.drop_duplicates("gene_symbol").set_index("gene_symbol")["sequence"]
-    i = next(i for i, s in enumerate(g["gene_id"]) if s in first.index)
-    assert "".join("ACGTN-?"[t] for t in w.tokens[i]) == first[g["gene_id"].iloc[i]]
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.sequence import PAD_INDEX, WindowSet
+from genesplice.studies.long_sequence import (LongSequenceStudyConfig, kmer_features,
+                                               run_long_sequence_study, score_predictions)
+from genesplice.training.metrics import evaluate_predictions
+from genesplice.training.ridge import CV_ALPHAS
 
 
 def test_kmer_features_are_frequencies():
@@ -99,22 +31,44 @@ def test_kmer_features_are_frequencies():
     assert x[1, names.index("acgt_fraction")] == pytest.approx(6 / 8)
 
 
-def test_ridge_recovers_a_synthetic_linear_signal():
+def test_score_predictions_adds_level_pearson_and_bootstrap_se():
     rng = np.random.default_rng(0)
-    synthetic_x = rng.normal(size=(200, 5))
-    w = rng.normal(size=(5, 4))
-    synthetic_y = synthetic_x @ w + 0.01 * rng.normal(size=(200, 4))
-    synthetic_y[3, 1] = np.nan                                  # a missing cell
-    model = fit_level_profile_ridge(synthetic_x[:150], synthetic_y[:150])
-    pred = model.predict(synthetic_x[150:])
-    assert np.corrcoef(pred.ravel(), synthetic_y[150:].ravel())[0, 1] > 0.99
-    assert model.alpha_level <= 1.0
+    synthetic_obs = pd.DataFrame(rng.normal(size=(40, 5)), index=[f"g{i}" for i in range(40)],
+                                 columns=[f"t{j}" for j in range(5)])
+    synthetic_obs.iloc[2, 3] = np.nan
+    synthetic_pred = synthetic_obs.to_numpy() + 0.5 * rng.normal(size=(40, 5))
+    synthetic_pred[2, 3] = 7.0                                 # unobserved: must not count
+    s = score_predictions(synthetic_obs, synthetic_pred, model="m", n_boot=50, seed=1)
+    ref = evaluate_predictions(synthetic_obs, pd.DataFrame(synthetic_pred,
+                                                           index=synthetic_obs.index,
+                                                           columns=synthetic_obs.columns))
+    assert s["pearson_tissue"] == ref.summary["pearson_tissue"]
+    assert s["pearson_gene"] == ref.summary["pearson_gene"]
+    obs_level = synthetic_obs.mean(axis=1)                     # pandas skips the NaN
+    pred_level = pd.DataFrame(synthetic_pred).where(synthetic_obs.notna().to_numpy()).mean(axis=1)
+    assert s["pearson_level"] == pytest.approx(np.corrcoef(obs_level, pred_level)[0, 1])
+    assert 0 < s["se_pearson_tissue"] < 0.2 and 0 < s["se_pearson_gene"] < 0.2
+    flat = score_predictions(synthetic_obs, np.zeros((40, 5)), model="0", n_boot=0)
+    assert np.isnan(flat["pearson_level"]) and np.isnan(flat["se_pearson_tissue"])
+
+
+def test_config_defaults_and_validation():
+    cfg = LongSequenceStudyConfig()
+    assert cfg.flanks_bp == (10_000, 50_000) and cfg.encoders == ("random", "pretrained")
+    assert cfg.alphas == CV_ALPHAS and cfg.train_chromosomes == ("chrX",)
+    assert LongSequenceStudyConfig(flanks_bp=[50_000, 10_000]).flanks_bp == (10_000, 50_000)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1
+    with pytest.raises(GeneSpliceInputError, match=r"unknown encoders \['bert'\]"):
+        LongSequenceStudyConfig(encoders=("random", "bert"))
+    with pytest.raises(GeneSpliceInputError, match="flanks_bp must be >= 100 bp"):
+        LongSequenceStudyConfig(flanks_bp=(50,))
 
 
 def test_study_end_to_end_on_a_small_slice(tmp_path):
-    res = run_long_sequence_study(tmp_path, n_train_genes=30, n_test_genes=30,
-                                  pretrain_steps=5, main_training_promoters=False, n_boot=20,
-                                  num_threads=1)
+    cfg = LongSequenceStudyConfig(n_train_genes=30, n_test_genes=30, pretrain_steps=5,
+                                  main_training_promoters=False, n_boot=20, num_threads=1)
+    res = run_long_sequence_study(cfg, out_dir=tmp_path)
     t = res.table
     windows = ["60 bp", "±10 kb", "±50 kb", "60 bp + ±10 kb + ±50 kb"]
     for fam in ("k-mer (3+4-mer, GC, CpG)", "encoder, random init",
@@ -127,3 +81,5 @@ def test_study_end_to_end_on_a_small_slice(tmp_path):
     text = (tmp_path / "long_sequence.md").read_text()
     assert "| k-mer (3+4-mer, GC, CpG) | ±50 kb |" in text and "Pretraining: 5 steps" in text
     assert len(pd.read_csv(tmp_path / "long_sequence.csv")) == len(t) == 13
+    assert res.markdown_path == tmp_path / "long_sequence.md"
+    assert res.pretraining["steps"] == 5 and res.cohort.n_cohort == 844

@@ -3,13 +3,18 @@ few hundred labelled genes, ridge warm start, and kill-and-resume to the identic
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from genesplice.graph.features import top_level_pathways
 from genesplice.training.config import RunConfig
 from genesplice.training.data import message_edges
-from genesplice.training.experiment import (fit_ridge, load_trained, prepare_from_config,
-                                     ridge_predict, train_variant, write_predictions)
+from genesplice.training.experiment import (build_model, fit_ridge, load_trained, model_args,
+                                            prepare_from_config, ridge_predict, train_variant,
+                                            warm_start_from_ridge, write_predictions)
+from genesplice.training.loop import predict_rows
+from genesplice.training.splits import gene_chromosomes
 
 N_GENES = 400
 
@@ -18,7 +23,6 @@ N_GENES = 400
 def data(kg, expression):
     # a slice of real genes: every chr8/chr9 gene is kept out of this list except a few, so
     # train/val/test all exist; the whole graph is kept
-    from genesplice.training.splits import gene_chromosomes
     chrom = gene_chromosomes()
     genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
     rng = np.random.default_rng(0)
@@ -51,11 +55,27 @@ def test_training_data_is_aligned_and_split_by_chromosome(data, kg):
     ets = set(data.graph_inputs.edge_index_dict)
     assert ("gene", "annotated_with", "go_term") not in ets
     assert ("go_term", "rev_annotated_with", "gene") in ets
-    assert set(message_edges(ets)) == ets
+    # exactly the graph's message edge types: every gene -> term / pathway type is gone, the
+    # rest (reverse edges, hierarchies, regulation) is kept
+    kg_ets = set(kg.data.edge_types)
+    assert ets == set(message_edges(kg_ets)) < kg_ets
+    assert all(not (et[0] == "gene" and et[2] != "gene") for et in ets)
     # function labels are Reactome top-level pathways, removed from the graph's edges
     assert "Signal Transduction" in data.function_names
     assert data.function_labels.shape == (data.n_genes, len(data.function_names))
-    assert data.report["edges_removed_for_function_labels"] > 0
+    roots = torch.tensor(top_level_pathways(kg), dtype=torch.long)
+    touching = 0
+    for et in kg.data.edge_types:
+        ei = kg.data[et].edge_index
+        hit = torch.zeros(ei.shape[1], dtype=torch.bool)
+        for side, nt in ((0, et[0]), (1, et[2])):
+            if nt == "pathway":
+                hit |= torch.isin(ei[side], roots)
+        touching += int(hit.sum())
+        if et in ets:               # what is left keeps every other edge, in order
+            kept = data.graph_inputs.edge_index_dict[et]
+            assert torch.equal(kept, ei[:, ~hit])
+    assert data.report["edges_removed_for_function_labels"] == touching > 0
     # a restricted run encodes the promoters its genes can see: most labelled genes have one,
     # plus their regulatory neighbours, far fewer than all 16,285
     with_seq = set(data.sequences.gene_rows.tolist())
@@ -69,10 +89,7 @@ def test_training_data_is_aligned_and_split_by_chromosome(data, kg):
 def test_ridge_warm_start_reproduces_ridge_before_training(data, ridge, tmp_path):
     cfg = small_cfg(epochs=1)
     # stop before the first step: the model must predict exactly what ridge predicts
-    from genesplice.training.loop import predict_rows
-    from genesplice.training.experiment import build_model, model_args, model_config, \
-        promoter_encoder_config, warm_start_from_ridge
-    args = model_args(data, model_config("fused"), promoter_encoder_config())
+    args = model_args(data, cfg.model.fused("fused"), cfg.model.sequence_encoder())
     model = build_model(args)
     warm_start_from_ridge(model, ridge, data)
     test = data.rows["test"]
@@ -93,7 +110,6 @@ def test_short_fused_run_writes_checkpoint_and_predictions(data, ridge, tmp_path
     assert ck.extra["tissues"] == data.tissues
     out = write_predictions(tmp_path / "predictions.csv", data, result.predictions,
                             "log10(nTPM + 1)")
-    import pandas as pd
     df = pd.read_csv(out)
     assert df.columns[0] == "gene_symbol" and list(df.columns[1:]) == data.tissues
     assert len(df) == int(data.observed.any(1).sum())

@@ -4,13 +4,12 @@ baseline on held-out chr9 promoters, and the checkpoint round-trips with weights
 import pytest
 import torch
 
+from genesplice.cli import main
 from genesplice.io.errors import GeneSpliceInputError
-from genesplice.models.sequence_encoder import SequenceEncoder
+from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.training.checkpoint import save_checkpoint
-from genesplice.training.pretrain import (encoder_config_from_dict, encoder_config_to_dict,
-                                          load_pretrained_encoder, pretrain_encoder,
+from genesplice.training.pretrain import (load_pretrained_encoder, pretrain_encoder,
                                           promoter_pretraining_sequences, random_crops)
-from genesplice.training.experiment import promoter_encoder_config
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,7 @@ def promoter_data():
 def short_run(promoter_data, tmp_path_factory):
     """250 steps (batch 64) on training-chromosome promoters; ~10 s on one thread."""
     path = tmp_path_factory.mktemp("pretrain") / "encoder.pt"
-    return pretrain_encoder(promoter_encoder_config(), promoter_data.train, steps=250,
+    return pretrain_encoder(SequenceEncoderConfig.promoter(), promoter_data.train, steps=250,
                             warmup=25, batch_size=64, lr=3e-3, seed=0,
                             held_out=promoter_data.held_out, checkpoint_path=path,
                             num_threads=1)
@@ -57,7 +56,7 @@ def test_checkpoint_round_trips_weights_only(short_run):
     raw = torch.load(short_run.checkpoint_path, weights_only=True)
     assert raw["step"] == 250 and raw["extra"]["kind"] == "masked_nucleotide_pretraining"
     cfg, state = load_pretrained_encoder(short_run.checkpoint_path)
-    assert cfg == promoter_encoder_config()
+    assert cfg == SequenceEncoderConfig.promoter()
     # what train_variant(..., encoder_state=state) does with it
     enc = SequenceEncoder(cfg)
     enc.load_state_dict(state)
@@ -75,9 +74,9 @@ def test_load_rejects_other_checkpoints(tmp_path):
                             config={"x": 1})
     with pytest.raises(GeneSpliceInputError, match="not a pretrained-encoder checkpoint"):
         load_pretrained_encoder(other)
-    bad = dict(encoder_config_to_dict(promoter_encoder_config()), d_model=33)
+    bad = dict(SequenceEncoderConfig.promoter().to_dict(), d_model=33)
     with pytest.raises(GeneSpliceInputError, match="invalid sequence-encoder config"):
-        encoder_config_from_dict(bad)
+        SequenceEncoderConfig.from_dict(bad)
 
 
 def test_random_crops_keep_real_bases():
@@ -91,16 +90,14 @@ def test_random_crops_keep_real_bases():
 
 
 def test_cli_pretrain_writes_a_loadable_checkpoint(tmp_path, capsys):
-    from genesplice.cli import main
     out = tmp_path / "enc.pt"
     assert main(["pretrain", "--out", str(out), "--steps", "20", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "held-out 1,136 on chr9" in text and "unigram-entropy baseline" in text
     cfg, _ = load_pretrained_encoder(out)
-    assert cfg == promoter_encoder_config()
+    assert cfg == SequenceEncoderConfig.promoter()
 
 
 def test_cli_long_sequence_study_rejects_bad_flanks(capsys):
-    from genesplice.cli import main
     assert main(["long-sequence-study", "--flanks-kb", "ten"]) == 2
     assert "--flanks-kb must be numbers" in capsys.readouterr().err

@@ -53,3 +53,17 @@ def test_report_needs_results(tmp_path, chr8_results):
     obs, _, _ = chr8_results
     with pytest.raises(ValueError):
         write_evaluation_report(tmp_path, {}, observed=obs)
+
+
+def test_a_failed_figure_write_leaves_no_file(tmp_path):
+    from genesplice.training.report import _save_figure
+
+    class DiskFull:
+        def savefig(self, path, **kwargs):
+            with open(path, "wb") as fh:
+                fh.write(b"\x89PNG partial")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _save_figure(DiskFull(), tmp_path / "plot.png")
+    assert list(tmp_path.iterdir()) == []
