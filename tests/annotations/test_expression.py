@@ -7,6 +7,7 @@ import pytest
 from genesplice.annotations.expression import read_expression_table
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
+from tests.textfiles import write_text
 
 SRC = "expression/hpa_gtex_tissue_nTPM_wide.tsv.gz"
 
@@ -75,13 +76,7 @@ def test_other_units(unit, fn):
 
 
 def _write(tmp_path, text, gz=False):
-    p = tmp_path / ("e.tsv.gz" if gz else "e.tsv")
-    if gz:
-        with gzip.open(p, "wt") as fh:
-            fh.write(text)
-    else:
-        p.write_text(text)
-    return p
+    return write_text(tmp_path / ("e.tsv.gz" if gz else "e.tsv"), text, gz)
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -1,11 +1,11 @@
 """`validate_file` on real bundled files (good) and on small malformed files (bad)."""
-import gzip
 
 import pytest
 
 from genesplice.annotations.validate import guess_format, validate_file
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
+from tests.textfiles import write_text
 
 
 @pytest.mark.parametrize("rel,fmt", [
@@ -27,13 +27,6 @@ def test_guess_format():
         guess_format("x.unknown")
 
 
-def _write(p, text, gz=False):
-    if gz:
-        with gzip.open(p, "wt") as fh:
-            fh.write(text)
-    else:
-        p.write_text(text)
-    return p
 
 
 @pytest.mark.parametrize("name,text,fmt,where", [
@@ -48,18 +41,18 @@ def _write(p, text, gz=False):
     ("bad.txt", "a\tb\n1\t2\t3\n", "tsv", ":2: expected 2"),
 ])
 def test_malformed_files_name_the_line(tmp_path, name, text, fmt, where):
-    p = _write(tmp_path / name, text)
+    p = write_text(tmp_path / name, text)
     with pytest.raises(GeneSpliceInputError) as exc:
         validate_file(p, fmt)
     assert str(exc.value).startswith(str(p) + where), str(exc.value)
 
 
 def test_gz_and_empty(tmp_path):
-    p = _write(tmp_path / "ok.tsv.gz", "a\tb\n1\t2\n", gz=True)
+    p = write_text(tmp_path / "ok.tsv.gz", "a\tb\n1\t2\n", gz=True)
     assert "1 rows x 2 columns" in validate_file(p)
-    e = _write(tmp_path / "empty.tsv", "")
+    e = write_text(tmp_path / "empty.tsv", "")
     with pytest.raises(GeneSpliceInputError, match="empty"):
         validate_file(e)
-    eg = _write(tmp_path / "empty.tsv.gz", "", gz=True)
+    eg = write_text(tmp_path / "empty.tsv.gz", "", gz=True)
     with pytest.raises(GeneSpliceInputError, match="empty"):
         validate_file(eg)

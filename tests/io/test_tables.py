@@ -1,5 +1,4 @@
 """genesplice.io.tables: the vectorised line scan and validated TSV reading."""
-import gzip
 
 import numpy as np
 import pytest
@@ -12,37 +11,31 @@ from genesplice.io.tables import (
     read_table,
     scan_lines,
 )
+from tests.textfiles import write_text
 
 
-def _write(p, text, gz=False):
-    if gz:
-        with gzip.open(p, "wt") as fh:
-            fh.write(text)
-    else:
-        p.write_text(text)
-    return p
 
 
 def test_read_table_required_and_header(tmp_path):
-    p = _write(tmp_path / "t.tsv", "tf\ttarget\nA\t\n")
+    p = write_text(tmp_path / "t.tsv", "tf\ttarget\nA\t\n")
     with pytest.raises(GeneSpliceInputError, match=r"t.tsv:2: empty value in required column 'target'"):
         read_table(p, columns=("tf", "target"), required=("tf", "target"))
     with pytest.raises(GeneSpliceInputError, match=r"t.tsv:1: missing column"):
         read_table(p, columns=("tf", "mode"))
-    h = _write(tmp_path / "h.tsv", "tf\ttarget\n")
+    h = write_text(tmp_path / "h.tsv", "tf\ttarget\n")
     with pytest.raises(GeneSpliceInputError, match="no data rows"):
         read_table(h, columns=("tf",))
 
 
 def test_read_table_field_counts_name_the_line(tmp_path):
-    p = _write(tmp_path / "t.tsv", "a\tb\n1\t2\n3\t4\t5\n")
+    p = write_text(tmp_path / "t.tsv", "a\tb\n1\t2\n3\t4\t5\n")
     with pytest.raises(GeneSpliceInputError, match=r"t.tsv:3: expected 2 tab-separated fields"):
         read_table(p, columns=("a", "b"))
-    q = _write(tmp_path / "q.tsv.gz", "1\t2\n3\n", gz=True)
+    q = write_text(tmp_path / "q.tsv.gz", "1\t2\n3\n", gz=True)
     with pytest.raises(GeneSpliceInputError, match=r"q.tsv.gz:2: expected 2 tab-separated "
                                                    r"fields, found 1"):
         read_table(q, header=False, names=("x", "y"))
-    df = read_table(_write(tmp_path / "ok.tsv", "a\tb\n1\t\n"), columns=("a",))
+    df = read_table(write_text(tmp_path / "ok.tsv", "a\tb\n1\t\n"), columns=("a",))
     assert df["a"].tolist() == ["1"] and df["b"].isna().tolist() == [True]
 
 
@@ -58,6 +51,6 @@ def test_scan_lines_counts_fields_and_strips_cr():
 
 
 def test_read_bytes_decompresses_and_rejects_empty(tmp_path):
-    assert read_bytes(_write(tmp_path / "x.gz", "hello\n", gz=True)) == b"hello\n"
+    assert read_bytes(write_text(tmp_path / "x.gz", "hello\n", gz=True)) == b"hello\n"
     with pytest.raises(GeneSpliceInputError, match="x.txt: file is empty"):
-        read_bytes(_write(tmp_path / "x.txt", "\n\n"))
+        read_bytes(write_text(tmp_path / "x.txt", "\n\n"))
