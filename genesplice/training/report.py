@@ -29,6 +29,7 @@ import pandas as pd
 
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.atomic import atomic_write, atomic_write_text
+from genesplice.io.constants import UNIT_LABELS
 from genesplice.training.metrics import EvaluationResult, align
 
 SUMMARY_COLUMNS = ("pearson_tissue", "spearman_tissue", "r2_tissue", "pearson_gene",
@@ -97,7 +98,7 @@ def plot_per_tissue_bars(results: Mapping[str, EvaluationResult], metric: str, p
 
 def plot_observed_vs_predicted(observed: pd.DataFrame, predicted: pd.DataFrame,
                                tissues: Sequence[str], path: Path, *, title: str = "",
-                               unit: str = "log10(nTPM + 1)") -> Path:
+                               unit: str = UNIT_LABELS["log10_ntpm1"]) -> Path:
     """One scatter panel per tissue (observed cells only) with Pearson r in the title."""
     pred = align(observed, predicted)
     n = len(tissues)
@@ -131,7 +132,7 @@ def write_evaluation_report(out_dir: str | os.PathLike,
                             predictions: Mapping[str, pd.DataFrame] | None = None,
                             title: str = "GeneSplice evaluation", command: str | None = None,
                             notes: Sequence[str] = (), scatter_tissues: Sequence[str] | None = None,
-                            n_scatter_tissues: int = 6, unit: str = "log10(nTPM + 1)",
+                            n_scatter_tissues: int = 6, unit: str = UNIT_LABELS["log10_ntpm1"],
                             metrics: Sequence[str] = ("pearson", "spearman", "r2")
                             ) -> ReportPaths:
     """Write the Markdown report, plots and tables for ``results`` (model name -> metrics).
