@@ -30,7 +30,7 @@ import pandas as pd
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.atomic import atomic_write, atomic_write_text
 from genesplice.io.constants import UNIT_LABELS
-from genesplice.training.metrics import EvaluationResult, align
+from genesplice.training.metrics import EvaluationResult, align, masked_pearson
 
 SUMMARY_COLUMNS = ("pearson_tissue", "spearman_tissue", "r2_tissue", "pearson_gene",
                    "spearman_gene", "r2_pooled", "n_genes", "n_gene_undefined")
@@ -113,7 +113,7 @@ def plot_observed_vs_predicted(observed: pd.DataFrame, predicted: pd.DataFrame,
         ax.scatter(o, p, s=4, alpha=0.4, linewidths=0)
         lo, hi = float(min(o.min(), p.min())), float(max(o.max(), p.max()))
         ax.plot([lo, hi], [lo, hi], color="grey", lw=0.7)
-        r = np.corrcoef(o, p)[0, 1] if len(o) > 2 and np.ptp(o) > 0 and np.ptp(p) > 0 else np.nan
+        r = float(masked_pearson(o, p, np.ones(len(o), dtype=bool), axis=0))
         ax.set_title(f"{t} (r = {r:.2f}, n = {len(o)})", fontsize=8)
         ax.set_xlabel(f"observed {unit}", fontsize=7)
         ax.set_ylabel(f"predicted {unit}", fontsize=7)
