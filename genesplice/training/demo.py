@@ -16,7 +16,6 @@ import torch
 
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.graph.recipes import default_recipe_path
-from genesplice.io.atomic import atomic_write_text
 from genesplice.training.config import DataConfig, RunConfig
 from genesplice.training.experiment import load_graph, run_experiment
 from genesplice.training.report import graph_report_section, graph_summary_text
@@ -77,12 +76,10 @@ def run_demo(out: str | Path = "runs/demo", *, recipe: str | None = None,
     kg = load_graph(out_dir / "graph", recipe=recipe, progress=progress)
     print(graph_summary_text(kg))
     print("[2/4] data, ridge baseline, pretraining; [3/4] training; [4/4] evaluation")
-    summary = run_experiment(cfg, out_dir, graph=kg, genes=demo_genes(kg, max_genes),
-                             progress=progress, command=f"genesplice demo --out {out}")
-    report = Path(summary["report"])
-    text = report.read_text(encoding="utf-8").split("\n")
     section = graph_report_section(kg, recipe=recipe, graph_dir=out_dir / "graph")
-    atomic_write_text(report, "\n".join(text[:2] + section + text[2:]))
+    summary = run_experiment(cfg, out_dir, graph=kg, genes=demo_genes(kg, max_genes),
+                             progress=progress, command=f"genesplice demo --out {out}",
+                             report_sections=section)
     _print_results(summary, out_dir, time.time() - t0)
     summary["knowledge_graph"] = kg
     return summary

@@ -152,13 +152,15 @@ def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: Ri
     train_cfg = cfg.train
     if variant != "fused":  # the contrastive views exist only in the fused model
         train_cfg = replace(train_cfg, contrastive_weight=0.0)
+    device = resolve_device(cfg.train.device)
     result = train_model(model, data, train_cfg, checkpoint_path=out_dir / f"{tag}.pt",
                          resume=resume, config_dict=config_to_dict(cfg), model_args=args,
                          progress=progress, stop_after_epoch=stop_after_epoch, desc=tag,
-                         device=resolve_device(cfg.train.device))
+                         device=device)
     all_rows = torch.arange(data.n_genes)
     pred = predict_rows(model, data, all_rows, level_state=result.level_state,
-                        profile_state=result.profile_state).numpy()
+                        profile_state=result.profile_state,
+                        device=device).numpy()
     return VariantResult(variant, result, model, args, pred)
 
 
@@ -336,14 +338,16 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
                    variants: tuple[str, ...] = ("fused", "graph_only", "sequence_only"),
                    pretrained_encoder: str | os.PathLike | None = None, graph=None,
                    genes: list[str] | None = None, progress: bool = True,
-                   command: str | None = None, resume: bool = False) -> dict:
+                   command: str | None = None, resume: bool = False,
+                   report_sections: list[str] | None = None) -> dict:
     """Data → ridge → (pretraining, ``cfg.pretrain``) → each variant → test-chromosome
     evaluation → report.
 
     Writes into ``out_dir``: ``config.toml``, one checkpoint per model (``fused.pt``, …),
     ``predictions.csv`` (the fused model, every gene of the expression table), the Markdown
     ``report.md`` with plots and metric tables, ``history_<model>.csv`` and ``summary.json``.
-    ``pretrained_encoder``: an encoder checkpoint to start from instead of pretraining.
+    ``pretrained_encoder``: an encoder checkpoint to start from instead of pretraining;
+    ``report_sections``: Markdown lines for the report, right after its title.
     Returns the summary dict.
     """
     out = Path(out_dir)
@@ -370,7 +374,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
                                     title="GeneSplice: held-out chromosome evaluation",
                                     command=command,
                                     notes=_report_notes(cfg, data, unit, pretrain_summary),
-                                    unit=unit)
+                                    sections=report_sections or (), unit=unit)
     main = trained["fused"] if "fused" in trained else next(iter(trained.values()))
     write_predictions(out / "predictions.csv", data, main.predictions, unit)
     summary = {"unit": unit, "seconds": seconds, "data": data.report,

@@ -131,7 +131,8 @@ def write_evaluation_report(out_dir: str | os.PathLike,
                             observed: pd.DataFrame,
                             predictions: Mapping[str, pd.DataFrame] | None = None,
                             title: str = "GeneSplice evaluation", command: str | None = None,
-                            notes: Sequence[str] = (), scatter_tissues: Sequence[str] | None = None,
+                            notes: Sequence[str] = (), sections: Sequence[str] = (),
+                            scatter_tissues: Sequence[str] | None = None,
                             n_scatter_tissues: int = 6, unit: str = UNIT_LABELS["log10_ntpm1"],
                             metrics: Sequence[str] = ("pearson", "spearman", "r2")
                             ) -> ReportPaths:
@@ -141,6 +142,7 @@ def write_evaluation_report(out_dir: str | os.PathLike,
     ``predictions``: model name -> predictions (for scatter plots; models without one get no
     scatter). ``scatter_tissues`` default: the ``n_scatter_tissues`` tissues spread evenly over
     the table's columns. ``command`` is quoted in the report so the numbers can be reproduced.
+    ``sections``: Markdown lines placed right after the title (e.g. the knowledge graph's).
     """
     if not results:
         raise ValueError("write_evaluation_report needs at least one model's results")
@@ -173,7 +175,7 @@ def write_evaluation_report(out_dir: str | os.PathLike,
 
     wide = per_tissue.pivot(index="tissue", columns="model", values="pearson")
     wide = wide.loc[tissues, list(results)].reset_index()
-    md = [f"# {title}", ""]
+    md = [f"# {title}", "", *sections]
     if command:
         md += ["Produced by:", "", "```", command, "```", ""]
     md += [f"Held-out genes: {observed.shape[0]}; tissues: {observed.shape[1]}; unit: {unit}.",
