@@ -43,7 +43,8 @@ ROOTS = {"GO:0008150": "biological_process", "GO:0003674": "molecular_function",
 #: regulates-family relation -> sign
 REGULATES_SIGN = {"regulates": 0, "positively_regulates": 1, "negatively_regulates": -1}
 
-#: GO evidence codes by group (http://geneontology.org/docs/guide-go-evidence-codes/)
+#: GO evidence codes by group (http://geneontology.org/docs/guide-go-evidence-codes/);
+#: the default recipe excludes ND and the expression-pattern codes IEP / HEP
 EVIDENCE_GROUPS = {
     "experimental": ("EXP", "IDA", "IPI", "IMP", "IGI", "IEP", "HTP", "HDA", "HMP", "HGI", "HEP"),
     "phylogenetic": ("IBA", "IBD", "IKR", "IRD"),

@@ -1,6 +1,8 @@
 """Features derived from a built :class:`~genesplice.graph.hetero.KnowledgeGraph`: the gene ×
 annotation membership matrix (GO terms, pathways, regulating TFs) that the ridge baseline and the
-model's linear path read, and the top-level pathways (the auxiliary function head's labels).
+model's linear path read, the top-level pathways (the auxiliary function head's labels), and
+dense gene-level features from annotation only (:func:`gene_level_features`: transcript
+structure, TF-ness, annotation counts), known before any expression is seen.
 """
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ from genesplice.io.errors import GeneSpliceInputError
 log = logging.getLogger(__name__)
 
 PATHWAY_HIERARCHY = ("pathway", "part_of", "pathway")
+GO_ANNOTATION = ("gene", "annotated_with", "go_term")
+PATHWAY_MEMBERSHIP = ("gene", "member_of", "pathway")
+GENE_REGULATION = ("gene", "regulates", "gene")
+#: columns of :func:`gene_level_features` from the transcript structure table (when given)
+STRUCTURE_FEATURES = ("log10_span_bp", "log1p_n_exons", "has_transcript")
+#: columns of :func:`gene_level_features` from the graph (always)
+GRAPH_FEATURES = ("is_tf", "log1p_n_targets", "log1p_n_go_terms", "log1p_n_pathways",
+                  "log1p_n_regulators")
 
 
 @dataclass(frozen=True)
@@ -155,3 +165,122 @@ def membership_features(graph: KnowledgeGraph, *, exclude_pathways: list[int],
     keep = np.flatnonzero((n_per >= min_genes) & np.array([n not in excluded for n in names]))
     counts = {"features_total": int(x.shape[1]), "features_kept": int(len(keep))}
     return x[:, keep].tocsr(), [names[j] for j in keep], counts
+
+
+# ---------------------------------------------------------------------------- gene-level
+@dataclass(frozen=True)
+class GeneLevelFeatures:
+    """Dense per-gene features from annotation only (no expression).
+
+    ``matrix``: float32 [n_genes, n_features], rows follow ``gene_ids`` (the graph's gene
+    order), columns ``feature_names``. ``mean`` / ``std``: float32 [n_features] of the z-score
+    that produced ``matrix`` (:meth:`standardized`), ``None`` for raw features.
+    """
+
+    matrix: np.ndarray
+    gene_ids: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.matrix.shape != (len(self.gene_ids), len(self.feature_names)):
+            raise ValueError(f"matrix shape {self.matrix.shape} does not match "
+                             f"{len(self.gene_ids)} genes x {len(self.feature_names)} features")
+
+    def standardized(self, rows: np.ndarray | None = None, *, mean: np.ndarray | None = None,
+                     std: np.ndarray | None = None) -> "GeneLevelFeatures":
+        """A new object with each column z-scored: ``(x - mean) / std``.
+
+        ``mean`` / ``std`` [n_features] are computed over ``rows`` (e.g. the training genes;
+        default all genes), or given -- e.g. a fitted object's ``.mean`` / ``.std`` to apply
+        the same transform to other genes. A constant column (std 0) is only centred. The
+        result keeps ``mean`` and ``std``; standardizing it again is an error.
+        """
+        if self.mean is not None:
+            raise ValueError("features are already standardized; standardize the raw ones")
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        x = self.matrix.astype(np.float64)
+        if mean is None:
+            fit = x if rows is None else x[rows]
+            mean, std = fit.mean(axis=0), fit.std(axis=0)
+        mean = np.asarray(mean, dtype=np.float32)
+        std = np.asarray(std, dtype=np.float32)
+        scale = np.where(std > 0, std, 1.0)
+        z = ((x - mean) / scale).astype(np.float32)
+        return GeneLevelFeatures(matrix=z, gene_ids=self.gene_ids,
+                                 feature_names=self.feature_names, mean=mean, std=std)
+
+
+def gene_level_features(kg: KnowledgeGraph, structure: pd.DataFrame | None = None
+                        ) -> GeneLevelFeatures:
+    """Per-gene features of the graph's genes (rows follow ``kg.node_ids["gene"]``).
+
+    From ``structure`` (indexed by gene symbol with ``span_bp`` and ``n_exons``, as
+    :func:`~genesplice.annotations.gene_structure.read_gene_structure` returns; columns left
+    out when ``None``): ``log10_span_bp`` (log10 transcript genomic span), ``log1p_n_exons``
+    and ``has_transcript`` (1/0); genes without a row get 0 in all three (counted in a log
+    line). From the graph's direct edges (0 when an edge type is absent): ``is_tf`` (has
+    outgoing gene-regulates-gene edges), ``log1p_n_targets``, ``log1p_n_go_terms``,
+    ``log1p_n_pathways``, ``log1p_n_regulators`` (incoming regulates edges).
+    """
+    genes = list(kg.node_ids["gene"])
+    n = len(genes)
+    degrees = {"n_targets": _degree(kg, GENE_REGULATION, 0, n),
+               "n_go_terms": _degree(kg, GO_ANNOTATION, 0, n),
+               "n_pathways": _degree(kg, PATHWAY_MEMBERSHIP, 0, n),
+               "n_regulators": _degree(kg, GENE_REGULATION, 1, n)}
+    return gene_level_rows(genes, degrees, structure)
+
+
+def gene_level_rows(genes: Sequence[str], degrees: dict[str, np.ndarray],
+                    structure: pd.DataFrame | None = None) -> GeneLevelFeatures:
+    """The raw features of :func:`gene_level_features` for any genes, from their edge counts
+    ``degrees`` (``n_targets``, ``n_go_terms``, ``n_pathways``, ``n_regulators``: ``[n]``
+    each) and ``structure`` (matched by symbol) — also for a gene the graph lacks, e.g. a new
+    gene given with its annotations."""
+    genes = list(genes)
+    n = len(genes)
+    n_targets = np.asarray(degrees["n_targets"], dtype=np.float64)
+    columns = [n_targets > 0, np.log1p(n_targets),
+               *(np.log1p(np.asarray(degrees[k], dtype=np.float64))
+                 for k in ("n_go_terms", "n_pathways", "n_regulators"))]
+    names = list(GRAPH_FEATURES)
+    if structure is not None:
+        columns = [*_structure_columns(structure, genes), *columns]
+        names = [*STRUCTURE_FEATURES, *names]
+    matrix = np.stack(columns, axis=1).astype(np.float32) if n else np.zeros(
+        (0, len(names)), dtype=np.float32)
+    return GeneLevelFeatures(matrix=matrix, gene_ids=tuple(genes), feature_names=tuple(names))
+
+
+def _degree(kg: KnowledgeGraph, edge_type: tuple[str, str, str], side: int, n: int
+            ) -> np.ndarray:
+    """Edges per gene [n] on ``side`` (0: source, 1: target) of ``edge_type`` (0 if absent)."""
+    if edge_type not in kg.data.edge_types:
+        return np.zeros(n, dtype=np.float64)
+    ends = kg.data[edge_type].edge_index[side].numpy()
+    return np.bincount(ends, minlength=n).astype(np.float64)
+
+
+def _structure_columns(structure: pd.DataFrame, genes: list[str]) -> list[np.ndarray]:
+    """log10 span, log1p exons and the has-transcript flag [n] per gene of ``genes``."""
+    missing = [c for c in ("span_bp", "n_exons") if c not in structure.columns]
+    if missing:
+        raise GeneSpliceInputError(f"gene structure table lacks columns {missing} "
+                                   "(expected span_bp, n_exons indexed by gene symbol)")
+    if not structure.index.is_unique:
+        raise GeneSpliceInputError("gene structure table repeats gene symbols in its index; "
+                                   "expected one row per gene")
+    rows = structure.index.get_indexer(genes)
+    found = rows >= 0
+    if (~found).any():
+        log.info("gene-level features: %d of %d graph genes have no canonical transcript "
+                 "(structure features 0, has_transcript 0)", int((~found).sum()), len(genes))
+    span = np.zeros(len(genes))
+    exons = np.zeros(len(genes))
+    span[found] = structure["span_bp"].to_numpy(dtype=np.float64)[rows[found]]
+    exons[found] = structure["n_exons"].to_numpy(dtype=np.float64)[rows[found]]
+    log_span = np.where(found, np.log10(np.maximum(span, 1.0)), 0.0)
+    return [log_span, np.log1p(exons), found.astype(np.float64)]

@@ -10,7 +10,7 @@ Why ``min_genes = 10`` by default: a term or pathway annotated to fewer than 10 
 universe (counted after true-path propagation) gives a feature too sparse to learn from -- it
 mostly re-encodes gene identity -- and the next issue's models would overfit it. Ten is the
 common enrichment-analysis floor (clusterProfiler ``minGSSize = 10``). On the bundled data it
-keeps 8.7k of 22.4k annotated GO terms while losing ~2 % of propagated annotations, and the
+keeps 8.6k of 22.4k annotated GO terms while losing ~2 % of propagated annotations, and the
 genes of dropped terms are not lost: their annotations are re-attached to the nearest kept
 ancestor terms (kept sets are closed upwards, since an ancestor has at least its children's
 genes).
@@ -54,8 +54,10 @@ class GoSection:
     relations: tuple[str, ...] = DEFAULT_RELATIONS
     #: keep only these evidence codes (empty: all)
     evidence: tuple[str, ...] = ()
-    #: ND = "no biological data available" (annotations to the three roots)
-    exclude_evidence: tuple[str, ...] = ("ND",)
+    #: ND = "no biological data available" (annotations to the three roots); IEP / HEP =
+    #: inferred from (high-throughput) expression pattern: measured expression, not knowledge
+    #: about the gene, and the expression models predict expression
+    exclude_evidence: tuple[str, ...] = ("ND", "IEP", "HEP")
     exclude_not: bool = True
     #: gene--term edges for every ancestor (true-path rule) instead of direct annotations only
     propagate: bool = False

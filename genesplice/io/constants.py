@@ -24,6 +24,8 @@ PROMOTER_TSS_INDEX = 49
 PROMOTER_LENGTH = 60
 #: gene symbol → chromosome / TSS (hg38)
 TSS_HG38 = "coords/tss_hg38.tsv.gz"
+#: GENCODE V24 canonical transcripts (hg38): symbol, chrom, TSS, strand, span, exon count
+GENCODE_CANONICAL = "coords/spliceai_gencode_v24_canonical_tss_hg38.tsv.gz"
 #: CAGE-corrected TSS windows (hg19), the long-sequence study's gene coordinates
 TSS_BED_HG19 = "sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"
 #: the bundled GRCh37 sequence (long-sequence study, window pretraining)

@@ -118,3 +118,9 @@ def test_summary_and_report(kg):
     assert "genes with no annotation" in lines and "not mapped" in lines
     assert set(kg.inputs) >= {"GO ontology", "GO annotations", "TRRUST", "DoRothEA",
                               "Reactome mapping", "gene universe", "gene id table"}
+
+
+def test_expression_evidence_is_excluded(kg):
+    # IEP / HEP (expression pattern) are measured expression: 969 more GAF rows than ND alone
+    assert kg.recipe["go"]["exclude_evidence"] == ["ND", "IEP", "HEP"]
+    assert kg.stats["skipped"]["GO annotations"]["evidence code excluded"] == 1_803 + 969

@@ -6,7 +6,11 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
+from genesplice.annotations.gene_structure import read_gene_structure
 from genesplice.graph.features import (
+    GRAPH_FEATURES,
+    STRUCTURE_FEATURES,
+    gene_level_features,
     membership_features,
     membership_from_graph,
     membership_matrix,
@@ -17,6 +21,8 @@ from genesplice.io.errors import GeneSpliceInputError
 
 PART_OF = ("pathway", "part_of", "pathway")
 MEMBER = ("gene", "member_of", "pathway")
+ANNOT = ("gene", "annotated_with", "go_term")
+REG = ("gene", "regulates", "gene")
 
 
 def _tiny():
@@ -104,3 +110,77 @@ def test_membership_matrix_from_pairs():
         feats.rows(["q"])
     with pytest.raises(GeneSpliceInputError, match="lack columns"):
         membership_matrix(pairs.rename(columns={"gene_id": "g"}), ["a"])
+
+
+def _tiny_with_go_and_tfs():
+    """:func:`_tiny` plus GO terms t0, t1 (g0: both, g2: t1) and TF edges g0 -> g1, g0 -> g2,
+    g3 -> g0 (g0 and g3 are TFs; g1 and g2 only targets)."""
+    kg = _tiny()
+    kg.data["go_term"].num_nodes = 2
+    kg.data[ANNOT].edge_index = torch.tensor([[0, 0, 2], [0, 1, 1]])
+    kg.data[REG].edge_index = torch.tensor([[0, 0, 3], [1, 2, 0]])
+    kg.node_ids["go_term"] = ["t0", "t1"]
+    return kg
+
+
+def test_gene_level_features_on_a_tiny_graph():
+    kg = _tiny_with_go_and_tfs()
+    structure = pd.DataFrame({"span_bp": [1000, 10, 5], "n_exons": [3, 1, 2]},
+                             index=pd.Index(["g1", "g0", "elsewhere"], name="gene_symbol"))
+    f = gene_level_features(kg, structure)
+    assert f.gene_ids == ("g0", "g1", "g2", "g3") and f.mean is None
+    assert f.feature_names == STRUCTURE_FEATURES + GRAPH_FEATURES
+    assert f.matrix.dtype == np.float32 and f.matrix.shape == (4, 8)
+    col = {n: f.matrix[:, j] for j, n in enumerate(f.feature_names)}
+    np.testing.assert_allclose(col["log10_span_bp"], [1, 3, 0, 0])  # g2, g3: no transcript
+    np.testing.assert_allclose(col["log1p_n_exons"], np.log1p([1, 3, 0, 0]), rtol=1e-6)
+    assert col["has_transcript"].tolist() == [1, 1, 0, 0]
+    assert col["is_tf"].tolist() == [1, 0, 0, 1]
+    np.testing.assert_allclose(col["log1p_n_targets"], np.log1p([2, 0, 0, 1]), rtol=1e-6)
+    np.testing.assert_allclose(col["log1p_n_go_terms"], np.log1p([2, 0, 1, 0]), rtol=1e-6)
+    np.testing.assert_allclose(col["log1p_n_pathways"], np.log1p([1, 1, 1, 2]), rtol=1e-6)
+    np.testing.assert_allclose(col["log1p_n_regulators"], np.log1p([1, 1, 1, 0]), rtol=1e-6)
+    # without a structure table: the graph columns only; absent edge types count 0
+    g = gene_level_features(_tiny())
+    assert g.feature_names == GRAPH_FEATURES
+    assert g.matrix[:, list(GRAPH_FEATURES).index("is_tf")].tolist() == [0, 0, 0, 0]
+    with pytest.raises(GeneSpliceInputError, match="lacks columns"):
+        gene_level_features(kg, structure.drop(columns="n_exons"))
+    with pytest.raises(GeneSpliceInputError, match="repeats gene symbols"):
+        gene_level_features(kg, pd.concat([structure, structure]))
+
+
+def test_gene_level_features_standardized():
+    kg = _tiny_with_go_and_tfs()
+    raw = gene_level_features(kg, pd.DataFrame({"span_bp": [1000], "n_exons": [3]},
+                                               index=["g1"]))
+    z = raw.standardized()
+    assert z.matrix.dtype == np.float32 and z.gene_ids == raw.gene_ids
+    np.testing.assert_allclose(z.matrix.mean(axis=0), 0, atol=1e-6)
+    stds = z.matrix.std(axis=0)
+    np.testing.assert_allclose(stds[raw.matrix.std(axis=0) > 0], 1, rtol=1e-5)
+    np.testing.assert_allclose(z.mean, raw.matrix.mean(axis=0), rtol=1e-6)
+    # fitted on some rows, then the same transform applied again gives the same matrix
+    fit = raw.standardized(np.array([0, 1, 3]))
+    np.testing.assert_allclose(fit.mean, raw.matrix[[0, 1, 3]].mean(axis=0), rtol=1e-6)
+    again = raw.standardized(mean=fit.mean, std=fit.std)
+    np.testing.assert_array_equal(again.matrix, fit.matrix)
+    with pytest.raises(ValueError, match="already standardized"):
+        z.standardized()
+    with pytest.raises(ValueError, match="both mean and std"):
+        raw.standardized(mean=fit.mean)
+
+
+def test_gene_level_features_of_the_default_graph(kg):
+    structure, _ = read_gene_structure()
+    f = gene_level_features(kg, structure)
+    assert f.gene_ids == tuple(kg.node_ids["gene"]) and f.matrix.shape == (len(f.gene_ids), 8)
+    assert np.isfinite(f.matrix).all()
+    tp53 = dict(zip(f.feature_names, f.matrix[f.gene_ids.index("TP53")].tolist()))
+    assert tp53["has_transcript"] == 1 and tp53["is_tf"] == 1
+    assert tp53["log10_span_bp"] == pytest.approx(np.log10(19_137))  # GENCODE V24: 19.1 kb
+    assert tp53["log1p_n_exons"] == pytest.approx(np.log1p(11))
+    reg = kg.data[REG].edge_index
+    assert f.matrix[:, f.feature_names.index("is_tf")].sum() == len(set(reg[0].tolist()))
+    has = f.matrix[:, f.feature_names.index("has_transcript")]
+    assert 0.9 < has.mean() < 1  # most genes have a canonical GENCODE V24 transcript

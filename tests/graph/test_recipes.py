@@ -13,6 +13,8 @@ def test_default_recipe():
     assert r.name == "human_default"
     assert r.go.min_genes == 10 and r.reactome.min_genes == 10
     assert "has_part" not in r.go.relations
+    # expression-pattern evidence (IEP, HEP) is measured expression, not knowledge
+    assert r.go.exclude_evidence == Recipe().go.exclude_evidence == ("ND", "IEP", "HEP")
     assert r.genes.universe == "expression"
     assert r.path(r.go.obo) == knowledge_dir() / "annotations/go.obo.gz"
     assert r.path(r.go.obo).exists()
