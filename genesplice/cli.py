@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from genesplice.io.errors import GeneSpliceInputError
 
@@ -90,6 +91,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-steps", type=int, default=None,
                    help="masked-nucleotide pretraining steps (default: pretrain.steps, 250; "
                         "0: none)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="seeds per model (default: train.seeds, 3)")
     p.add_argument("--max-genes", type=int, default=0,
                    help="label only this many genes (0: all; for a quick look)")
     p.add_argument("--threads", type=int, default=0,
@@ -102,7 +105,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from genesplice.training.demo import run_demo
 
-    run_demo(args.out, recipe=args.recipe, epochs=args.epochs,
+    run_demo(args.out, recipe=args.recipe, epochs=args.epochs, seeds=args.seeds,
              pretrain_steps=args.pretrain_steps, max_genes=args.max_genes,
              threads=args.threads, device=args.device, progress=not args.quiet)
     return 0
@@ -118,7 +121,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override config fields, e.g. train.epochs=20 model.hidden=64 "
                         "pretrain.steps=0")
     p.add_argument("--variants", nargs="+", default=["fused"],
-                   choices=["fused", "graph_only", "sequence_only"])
+                   choices=["fused", "graph_only", "gat_only", "graph_only_no_labels",
+                            "linear_only", "sequence_only"],
+                   help="models to train (ablations of the fused model), each with "
+                        "train.seeds seeds")
     p.add_argument("--pretrained-encoder", default=None,
                    help="encoder checkpoint from `genesplice pretrain` to start from")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
@@ -192,8 +198,6 @@ def _add_input_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _load_api(args: argparse.Namespace):
-    from pathlib import Path
-
     from genesplice.api import GeneSplice
 
     genes = None
@@ -232,8 +236,6 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from genesplice.io.atomic import atomic_write
 
     gs = _load_api(args)
@@ -367,6 +369,36 @@ def _run_long_sequence_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_graph_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("graph-search",
+                       help="label smoothers and graph-model settings, selected on the "
+                            "validation chromosome (graph_search.md)")
+    p.add_argument("--config", default=None, help="run config TOML (default: the defaults)")
+    p.add_argument("--out", default="runs/graph_search", help="output directory")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config fields of the base setting")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_graph_search)
+
+
+def _run_graph_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from genesplice.studies.graph_search import run_graph_search
+    from genesplice.training.config import RunConfig, load_config, with_overrides
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    cfg = with_overrides(load_config(args.config) if args.config else RunConfig(),
+                         args.overrides)
+    result = run_graph_search(cfg, args.out, progress=not args.quiet,
+                              command="genesplice " + " ".join(sys.argv[1:]))
+    print((Path(args.out) / "graph_search.md").read_text())
+    print(f"selected on validation: {result['selected']}")
+    return 0
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_manifest,
     _add_train,
@@ -378,6 +410,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_explain,
     _add_pretrain,
     _add_long_sequence_study,
+    _add_graph_search,
 ]
 
 

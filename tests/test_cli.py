@@ -83,7 +83,7 @@ def demo_run(tmp_path_factory):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["demo", "--out", str(out), "--recipe", str(recipe), "--epochs", "1",
-                   "--pretrain-steps", "3", "--max-genes", "300", "--quiet"])
+                   "--pretrain-steps", "3", "--max-genes", "300", "--seeds", "2", "--quiet"])
     return out, rc, buf.getvalue()
 
 
@@ -93,18 +93,23 @@ def test_demo_writes_report(demo_run):
     assert (out / "graph" / "tensors.pt").exists()
     report = (out / "report.md").read_text()
     assert "## Knowledge graph" in report and "| node | gene |" in report
-    for name in ("ridge", "fused", "graph_only", "sequence_only", "no pretraining"):
+    for name in ("ridge", "fused", "graph_only", "gat_only", "graph_only_no_labels",
+                 "linear_only", "sequence_only", "no pretraining"):
         assert name in report, name
+    assert "(mean ± sd over seeds)" in report
     import pandas as pd
     pred = pd.read_csv(out / "predictions.csv")
     assert pred.columns[0] == "gene_symbol" and "liver" in pred.columns
     assert (out / "fused.pt").exists() and (out / "summary.json").exists()
     # the printed table has one line per model with three finite numbers
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["metrics"]) == 5
-    for name, m in summary["metrics"].items():
-        assert f"  {name:38s} {m['pearson_tissue']:.3f} / " in printed, name
-        assert all(math.isfinite(m[k]) for k in ("pearson_tissue", "pearson_gene", "r2_tissue"))
+    assert len(summary["metrics"]) == 8 and len(summary["seed_metrics"]) == 8
+    for name, m in summary["seed_metrics"].items():
+        assert f"  {name:36s} {m['pearson_tissue_mean']:.3f} ± " in printed, name
+        assert m["seeds"] == (1 if name.startswith(("ridge", "fused (no")) else 2), name
+        assert all(math.isfinite(m[k]) for k in ("pearson_tissue_mean", "pearson_gene_mean",
+                                                 "r2_tissue_mean", "pearson_gene_sd"))
+    assert len(list((out / "seeds").glob("*_seed1.pt"))) == 6
 
 
 def test_demo_runs_with_the_config_defaults(demo_run):
@@ -114,7 +119,7 @@ def test_demo_runs_with_the_config_defaults(demo_run):
     cfg = load_config(out / "config.toml")
     default = RunConfig()
     assert cfg.model == default.model and cfg.ridge == default.ridge
-    assert cfg.train == replace(default.train, epochs=1)
+    assert cfg.train == replace(default.train, epochs=1, seeds=2)
     assert cfg.pretrain == replace(default.pretrain, steps=3)
     assert cfg.data.graph_path == str(out / "graph")
 

@@ -27,6 +27,8 @@ from genesplice.sequence.encode import decode_tokens
 
 ATTENTION_COLUMNS = ["gene", "relation", "edge_type", "neighbour_id", "neighbour_name",
                      "weight", "rank"]
+LABEL_NEIGHBOUR_COLUMNS = ["gene", "tissue", "neighbour", "similarity", "attention",
+                           "neighbour_profile", "contribution", "shared_annotations", "rank"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,11 @@ class Explanation:
     unit: str
     neighbours: pd.DataFrame
     attributions: pd.DataFrame | None
+    labelled_neighbours: pd.DataFrame | None = None
 
     def plot(self, top: int = 8):
-        """Neighbour-attention bars, gradient × input logo track and ISM heat map."""
+        """Labelled-neighbour contributions, neighbour-attention bars, gradient × input logo
+        track and ISM heat map."""
         return plot_explanation(self, top=top)
 
 
@@ -68,8 +72,9 @@ class ExplanationMixin(PredictionMixin):
         ``weight`` (mean over heads and layers) and ``weight_layer_<i>``; weights of one
         relation sum to 1 per layer. From the profile-best weights (``weights="level"`` for the
         level-best ones). ``top`` keeps the highest per relation."""
-        if not self._model.config.uses_graph:
-            raise GeneSpliceInputError(f"a {self.variant!r} model has no graph attention")
+        if not self._model.config.uses_gat:
+            raise GeneSpliceInputError(f"a {self.variant!r} model without a GAT has no graph "
+                                       "attention")
         if weights not in ("profile", "level"):
             raise GeneSpliceInputError(f"weights must be 'profile' or 'level', got {weights!r}")
         gid, row = self._row_of(gene)
@@ -92,6 +97,59 @@ class ExplanationMixin(PredictionMixin):
         if top is not None:
             df = df[df["rank"] <= top]
         return df.reset_index(drop=True)
+
+    def labelled_neighbours(self, gene: str, tissue: str, top: int | None = 10
+                            ) -> pd.DataFrame:
+        """The training genes whose observed profiles the label attention read for ``gene`` in
+        ``tissue``, by how much each moved the tissue's profile prediction: one row per
+        neighbour with its annotation ``similarity`` (TF-IDF cosine), ``attention`` in this
+        tissue (sums to 1 over the neighbours), ``neighbour_profile`` (its observed centred
+        value in the tissue), ``contribution`` (``gate × attention × neighbour_profile``: how
+        far it pulls the prediction, in the unit) and ``shared_annotations`` (the rarest GO
+        terms / pathways / regulators the two genes share — the path the similarity came
+        through). Sorted by ``|contribution|``; ``top`` keeps the strongest."""
+        if not self._model.config.reads_labels:
+            raise GeneSpliceInputError(f"this {self.variant!r} model reads no labels")
+        gid, row = self._row_of(gene)
+        (col,) = self._tissue_columns(tissue)
+        c = 1 + self.tissues.index(col)
+        read = self._model.label_readout(self._inputs, self._seq, row)
+        rows = read.rows.cpu().numpy()
+        contribution = (read.gate[c] * read.alpha[:, c] * read.labels[:, c]).cpu().numpy()
+        df = pd.DataFrame({"gene": self._symbol(gid), "tissue": col,
+                           "neighbour": [self._symbol(self._gene_ids[r]) for r in rows],
+                           "similarity": read.similarity.cpu().numpy().astype(np.float64),
+                           "attention": read.alpha[:, c].cpu().numpy().astype(np.float64),
+                           "neighbour_profile": read.labels[:, c].cpu().numpy().astype(
+                               np.float64),
+                           "contribution": contribution.astype(np.float64),
+                           "shared_annotations": [self._shared(row, r) for r in rows]})
+        if df.empty:
+            return pd.DataFrame(columns=LABEL_NEIGHBOUR_COLUMNS)
+        df = df.reindex(df["contribution"].abs().sort_values(ascending=False).index)
+        df["rank"] = np.arange(1, len(df) + 1)
+        df.attrs.update({"unit": self.unit, "gate": float(read.gate[c])})
+        return (df if top is None else df.head(top)).reset_index(drop=True)
+
+    def _shared(self, a: int, b: int, n: int = 3) -> str:
+        """The ``n`` rarest membership features genes ``a`` and ``b`` share, by name."""
+        m = self.data.membership_csr
+        if getattr(self, "_genes_per_feature", None) is None:
+            self._genes_per_feature = np.diff(m.tocsc().indptr)
+            self._names = {nt: self.graph.node_index(nt) for nt in ("go_term", "pathway")}
+        shared = np.intersect1d(m.indices[m.indptr[a]:m.indptr[a + 1]],
+                                m.indices[m.indptr[b]:m.indptr[b + 1]])
+        rarest = shared[np.argsort(self._genes_per_feature[shared], kind="stable")][:n]
+        return "; ".join(self._feature_name(self.data.feature_names[j]) for j in rarest)
+
+    def _feature_name(self, fid: str) -> str:
+        """A membership feature's readable name: GO term / pathway name, or the regulator."""
+        if fid.startswith("TF:"):
+            return f"regulated by {self._symbol(fid[3:])}"
+        for nt, index in self._names.items():
+            if fid in index:
+                return self.graph.name(nt, fid)
+        return fid
 
     def _sequence_of(self, gene: str) -> tuple[str, int, torch.Tensor]:
         """``(gene id, row, tokens [l])`` of a gene with a sequence input, for a model that
@@ -152,9 +210,12 @@ class ExplanationMixin(PredictionMixin):
         gid, _ = self._row_of(gene)
         (col,) = self._tissue_columns(tissue)
         pred = float(self.predict([gid], [col], progress=False).iloc[0, 0])
-        neighbours = (self.attention(gid, top=top) if self._model.config.uses_graph
+        neighbours = (self.attention(gid, top=top) if self._model.config.uses_gat
                       else pd.DataFrame())
+        labelled = (self.labelled_neighbours(gid, col, top=top)
+                    if self._model.config.reads_labels else None)
         attributions = None
         if self.promoter(gid) is not None and self._model.config.uses_sequence:
             attributions = self.attributions(gid, col, ism_window=ism_window)
-        return Explanation(self._symbol(gid), col, pred, self.unit, neighbours, attributions)
+        return Explanation(self._symbol(gid), col, pred, self.unit, neighbours, attributions,
+                           labelled)

@@ -2,7 +2,9 @@
 regulating TFs) become a new gene node; :meth:`InductiveMixin.without_genes` removes genes.
 
 The model has no per-gene parameters, so a gene removed from the graph and given back its
-promoter and annotations is predicted as before.
+promoter and annotations is predicted as before. A model with a label read-out reads the
+observed profiles of the new gene's most similar training genes, found from its annotations
+the same way as for the graph's genes (:class:`~genesplice.graph.similarity.SimilarityIndex`).
 """
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from genesplice.api.base import ANNOTATION_RELATIONS
 from genesplice.api.lookup import LookupMixin, as_list
+from genesplice.graph.features import gene_level_rows
+from genesplice.graph.similarity import SimilarityIndex
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.models.inference import NewGeneEdges, append_genes, drop_genes
 from genesplice.sequence.encode import encode_sequence, pad_tokens
@@ -153,9 +159,50 @@ class InductiveMixin(LookupMixin):
         tokens = mask = None
         if bool(has.any()):
             tokens, mask = pad_tokens([g.tokens for g in new if g.tokens is not None])
+        label_ei, label_ea = self._label_edges(n_old, member_rows)
         return append_genes(self._inputs, self._seq, n_new=len(new),
-                            edges=NewGeneEdges(ei, ea), membership_rows=member_rows,
-                            tokens=tokens, mask=mask, has_sequence=has)
+                            edges=NewGeneEdges(ei, ea, label_ei, label_ea),
+                            membership_rows=member_rows, tokens=tokens, mask=mask,
+                            has_sequence=has, gene_features=self._gene_level(new))
+
+    def _gene_level(self, new: list[NewGene]) -> torch.Tensor | None:
+        """New genes' gene-level features, standardised as in training: annotation counts
+        from what they were given (targets: 0), transcript structure from the gene-structure
+        table when it knows the name."""
+        fitted = self.data.gene_level
+        if fitted is None or self._inputs.gene_features is None:
+            return None
+        kinds = [[k for k, _, _ in g.annotations] for g in new]
+        degrees = {"n_targets": np.zeros(len(new)),
+                   **{f"n_{k}s" if k != "go_term" else "n_go_terms":
+                      np.array([ks.count(k) for ks in kinds], dtype=np.float64)
+                      for k in ("go_term", "pathway", "regulator")}}
+        raw = gene_level_rows([g.name for g in new], degrees, self.data.gene_structure)
+        return torch.from_numpy(raw.standardized(mean=fitted.mean, std=fitted.std).matrix)
+
+    def _label_edges(self, n_old: int, member_rows: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Label edges into new genes ``n_old + i`` from their most similar labelled genes
+        (``model.similar_genes`` of them), by their membership columns; ``None`` when the
+        model reads no labels."""
+        inputs = self._inputs
+        if inputs.label_edge_index is None or inputs.membership is None:
+            return None, None
+        m = inputs.membership.to("cpu")
+        matrix = sp.csr_matrix((np.ones(len(m.col_indices())), m.col_indices().numpy(),
+                                m.crow_indices().numpy()), shape=tuple(m.shape))
+        index = SimilarityIndex.fit(matrix, np.flatnonzero(inputs.labelled.cpu().numpy()),
+                                    idf=self.data.label_idf)
+        new = sp.csr_matrix((len(member_rows), m.shape[1]))
+        if any(len(r) for r in member_rows):
+            new = sp.csr_matrix((np.ones(sum(len(r) for r in member_rows)),
+                                 (np.repeat(np.arange(len(member_rows)),
+                                            [len(r) for r in member_rows]),
+                                  torch.cat(list(member_rows)).numpy())), shape=new.shape)
+        k = self.config.model.similar_genes if self.config is not None else 50
+        dst, src, cos = index.neighbours(new, k)
+        return (torch.from_numpy(np.stack([src, n_old + dst])),
+                torch.from_numpy(cos[:, None]))
 
     def _resolve_for_prediction(self, genes, sequences, annotations):
         """``(names, graph ids or None for new genes, new genes)``."""

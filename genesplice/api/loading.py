@@ -18,6 +18,7 @@ from genesplice.models.device import resolve_device
 from genesplice.models.inference import TwoStateModel
 from genesplice.training.checkpoint import compare_checksums
 from genesplice.training.config import RunConfig, config_from_dict
+from genesplice.training.data import label_edges
 from genesplice.training.experiment import (
     build_model,
     fit_ridge,
@@ -183,5 +184,11 @@ def align_membership(data, graph, feature_names: list[str], checkpoint):
                                   torch.from_numpy(matrix.data.astype(np.float32)),
                                   size=matrix.shape, check_invariants=False)
     graph_inputs = replace(data.graph_inputs, membership=csr)
+    label_idf = data.label_idf
+    if graph_inputs.label_edge_index is not None:   # similarity over the same columns
+        edges = label_edges(matrix, np.flatnonzero(graph_inputs.labelled.cpu().numpy()),
+                            data.report.get("similar_genes", 50))
+        label_idf = edges.pop("label_idf").numpy()
+        graph_inputs = replace(graph_inputs, **edges)
     return replace(data, graph_inputs=graph_inputs, membership=csr, membership_csr=matrix,
-                   feature_names=list(feature_names))
+                   feature_names=list(feature_names), label_idf=label_idf)

@@ -106,20 +106,49 @@ def plot_neighbour_attention(neighbours: pd.DataFrame, top: int = 8, ax=None,
     return ax
 
 
+def plot_labelled_neighbours(neighbours: pd.DataFrame, top: int = 8, ax=None,
+                             title: str | None = None):
+    """Horizontal bars of the ``top`` labelled neighbours by how far each pulled the
+    prediction (``contribution``; red up, blue down), labelled with the annotations the two
+    genes share (:meth:`GeneSplice.labelled_neighbours`)."""
+    sub = neighbours.head(top).iloc[::-1]
+    ax = _axes(ax, (7, 0.3 * max(len(sub), 4) + 1))
+    labels = [f"{g} — {a[:50]}" if a else g
+              for g, a in zip(sub["neighbour"], sub["shared_annotations"])]
+    colours = ["#D62839" if v > 0 else "#255C99" for v in sub["contribution"]]
+    ax.barh(range(len(sub)), sub["contribution"], color=colours)
+    ax.axvline(0, color="black", lw=0.5)
+    ax.set_yticks(range(len(sub)), labels, fontsize=8)
+    ax.set_xlabel("pull on the tissue profile (gate × attention × neighbour's observed profile)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def plot_explanation(explanation, top: int = 8):
-    """One figure: neighbour attention, gradient × input track and ISM heat map."""
+    """One figure: labelled neighbours (if the model reads labels), neighbour attention,
+    gradient × input track and ISM heat map."""
     import matplotlib.pyplot as plt
 
-    has_attr = explanation.attributions is not None
-    fig = plt.figure(figsize=(12, 8 if has_attr else 4), constrained_layout=True)
-    grid = fig.add_gridspec(3 if has_attr else 1, 1, height_ratios=[2, 1, 1] if has_attr else [1])
     title = (f"{explanation.gene} in {explanation.tissue}: predicted "
              f"{explanation.prediction:.2f} {explanation.unit}")
-    plot_neighbour_attention(explanation.neighbours, top=top, ax=fig.add_subplot(grid[0]),
-                             title=title)
-    if has_attr:
-        plot_attribution_track(explanation.attributions, ax=fig.add_subplot(grid[1]),
-                               title="gradient × input (centred over bases)")
-        plot_ism_heatmap(explanation.attributions, ax=fig.add_subplot(grid[2]),
-                         title="in-silico mutagenesis")
+    panels = []
+    labelled = explanation.labelled_neighbours
+    if labelled is not None and len(labelled):
+        panels.append((2, lambda ax, t: plot_labelled_neighbours(
+            labelled, top=top, ax=ax, title=f"{t}\nlabelled neighbours (training genes) read "
+                                           "by the label attention")))
+    if len(explanation.neighbours):
+        panels.append((2, lambda ax, t: plot_neighbour_attention(explanation.neighbours,
+                                                                 top=top, ax=ax, title=t)))
+    if explanation.attributions is not None:
+        panels.append((1, lambda ax, t: plot_attribution_track(
+            explanation.attributions, ax=ax, title="gradient × input (centred over bases)")))
+        panels.append((1, lambda ax, t: plot_ism_heatmap(explanation.attributions, ax=ax,
+                                                         title="in-silico mutagenesis")))
+    fig = plt.figure(figsize=(12, 2.2 * sum(h for h, _ in panels) + 1), constrained_layout=True)
+    grid = fig.add_gridspec(max(len(panels), 1), 1,
+                            height_ratios=[h for h, _ in panels] or [1])
+    for i, (_, draw) in enumerate(panels):
+        draw(fig.add_subplot(grid[i]), title if i == 0 else None)
     return fig

@@ -4,6 +4,8 @@ Letters: g genes, d hidden width, t tissues, f membership features, k function l
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -107,3 +109,19 @@ class ProjectionHead(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         return nn.functional.normalize(self.net(h), dim=-1)
+
+
+class LabelGate(nn.Module):
+    """Per gene and output column, how far to move a prediction towards the label read-out:
+    ``w = σ(b_c + W h)`` (``[g, c]``), ``b_c`` starting at ``logit(init)`` and ``W`` at zero,
+    so every gene starts with the same blend and learns a tissue-conditional one (FiLM-like).
+    """
+
+    def __init__(self, dim: int, n_columns: int, init: float = 0.4) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, n_columns)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.constant_(self.proj.bias, math.log(init / (1 - init)))     # logit(init)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.sigmoid(self.proj(h))

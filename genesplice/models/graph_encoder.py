@@ -10,7 +10,8 @@ the same layer loop: ``forward`` always returns the node-embedding dict.
 
 The edge-set helpers live here too, one implementation each: :func:`restrict_to_targets`
 (per-layer edges that compute some targets exactly), :func:`receptive_field` (the nodes
-whose features reach them; both from one backward walk) and :func:`drop_nodes`.
+whose features reach them; both from one backward walk), :func:`edges_into` and
+:func:`drop_nodes`.
 """
 from __future__ import annotations
 
@@ -107,6 +108,32 @@ def restrict_to_targets(edge_index_dict: Mapping[EdgeType, Tensor],
                 if et in edge_attr_dict}
         layers.append((ei_l, ea_l))
     return layers
+
+
+def edges_into(edge_index: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """The edges of ``edge_index [2, e]`` into each of ``rows [k]``: ``(edge positions,
+    position in rows of the row each goes into)``, grouped by row in ``rows`` order.
+
+    A gather over the edges sorted by destination (taken as they are when already sorted, as
+    the label edges and their surgery keep them), so its cost follows the edges selected, not
+    all of them.
+    """
+    dst = edge_index[1]
+    if len(dst) > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+        order = torch.argsort(dst, stable=True)
+        dst = dst[order]
+    else:
+        order = None
+    lo = torch.searchsorted(dst, rows)
+    hi = torch.searchsorted(dst, rows, right=True)
+    counts = hi - lo
+    offsets = torch.cumsum(counts, 0) - counts
+    within = torch.arange(int(counts.sum()), device=dst.device) - \
+        torch.repeat_interleave(offsets, counts)
+    pick = torch.repeat_interleave(lo, counts) + within
+    if order is not None:
+        pick = order[pick]
+    return pick, torch.repeat_interleave(torch.arange(len(rows), device=dst.device), counts)
 
 
 def drop_nodes(edge_index_dict: Mapping[EdgeType, Tensor],

@@ -21,7 +21,7 @@ Letters: g genes, t tissues, l bases, d width, e edges, s sequences, k new genes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from genesplice.models.attribution import attention_into, onehot_gradient
 from genesplice.models.device import module_device
-from genesplice.models.graph_encoder import drop_nodes, restrict_to_targets
+from genesplice.models.graph_encoder import drop_nodes, edges_into, restrict_to_targets
 from genesplice.models.graph_encoder import receptive_field as _receptive_field
 from genesplice.models.model import GeneSpliceModel, GraphInputs, SequenceInputs
 from genesplice.sequence.encode import PAD_INDEX
@@ -94,16 +94,20 @@ def _pad_cat(a: Tensor, b: Tensor, value) -> Tensor:
 @dataclass(frozen=True)
 class NewGeneEdges:
     """Edges touching new gene nodes, in the numbering of the *extended* graph (new gene ``i``
-    is row ``n_genes + i``): ``edge_index[et] [2, e]`` and ``edge_attr[et] [e, edge_dim]``."""
+    is row ``n_genes + i``): ``edge_index[et] [2, e]`` and ``edge_attr[et] [e, edge_dim]``;
+    ``label_edge_index [2, e']`` / ``label_edge_attr [e', k]``: similar labelled genes → new
+    genes, for a model with a label read-out."""
 
     edge_index: dict[EdgeType, Tensor]
     edge_attr: dict[EdgeType, Tensor]
+    label_edge_index: Tensor | None = None
+    label_edge_attr: Tensor | None = None
 
 
 def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
                  edges: NewGeneEdges, membership_rows: Sequence[Tensor] | None = None,
                  tokens: Tensor | None = None, mask: Tensor | None = None,
-                 has_sequence: Tensor | None = None
+                 has_sequence: Tensor | None = None, gene_features: Tensor | None = None
                  ) -> tuple[GraphInputs, SequenceInputs | None, Tensor]:
     """Append ``n_new`` gene nodes; returns ``(graph, sequences, new_rows [k])`` (copies; the
     inputs are not changed).
@@ -112,6 +116,7 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
     them). ``membership_rows``: one LongTensor of feature columns per new gene.
     ``tokens``/``mask`` ``[k', l]``: sequences of the new genes where ``has_sequence [k]`` is
     True (``k' = has_sequence.sum()``; all new genes when ``has_sequence`` is None).
+    ``gene_features [k, f]``: their gene-level features (default 0: the average gene).
     """
     n_old = graph.num_nodes["gene"]
     num_nodes = {**graph.num_nodes, "gene": n_old + n_new}
@@ -133,6 +138,7 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
             (n_new - len(rows))
         membership = _append_csr_rows(membership, rows)
     new_rows = torch.arange(n_old, n_old + n_new, device=_graph_device(graph))
+    labels = _append_labels(graph, n_new, edges, gene_features)
     out_seq = seq
     if tokens is not None:
         with_seq = new_rows if has_sequence is None else new_rows[has_sequence]
@@ -147,7 +153,31 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
             out_seq = SequenceInputs(gene_rows=torch.cat([seq.gene_rows, with_seq]),
                                      tokens=_pad_cat(seq.tokens, tokens, PAD_INDEX),
                                      mask=_pad_cat(seq.mask, mask, False))
-    return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_rows
+    return GraphInputs(num_nodes, ei_dict, ea_dict, membership, **labels), out_seq, new_rows
+
+
+def _append_labels(graph: GraphInputs, n_new: int, edges: NewGeneEdges,
+                   gene_features: Tensor | None) -> dict[str, Tensor]:
+    """The per-gene inputs with ``n_new`` genes appended: gene-level features (given, or the
+    average gene's, 0 once standardised) and the label read-out's inputs (unlabelled, with
+    their incoming label edges if given)."""
+    out = {}
+    if graph.gene_features is not None:
+        f = graph.gene_features
+        new = (f.new_zeros(n_new, f.shape[1]) if gene_features is None
+               else gene_features.to(f.device, f.dtype))
+        out["gene_features"] = torch.cat([f, new])
+    if graph.labels is None:
+        return out
+    out |= {"labels": torch.cat([graph.labels, graph.labels.new_zeros(n_new,
+                                                                    graph.labels.shape[1])]),
+           "labelled": torch.cat([graph.labelled, graph.labelled.new_zeros(n_new)])}
+    ei, ea = graph.label_edge_index, graph.label_edge_attr
+    if ei is not None and edges.label_edge_index is not None:
+        ei = torch.cat([ei, edges.label_edge_index.to(ei.device, ei.dtype)], dim=1)
+        ea = torch.cat([ea, edges.label_edge_attr.to(ea.device, ea.dtype)])
+    out.update(label_edge_index=ei, label_edge_attr=ea)
+    return out
 
 
 def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
@@ -167,27 +197,26 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
     for et, ei in graph.edge_index_dict.items():
         if et[2] != "gene":
             continue
-        order = torch.argsort(ei[1], stable=True)
-        dst_sorted = ei[1, order]
-        lo = torch.searchsorted(dst_sorted, rows)
-        hi = torch.searchsorted(dst_sorted, rows, right=True)
-        counts = hi - lo
-        if int(counts.sum()) == 0:
+        pick, copy_of = edges_into(ei, rows)
+        if len(pick) == 0:
             continue
-        offsets = torch.cumsum(counts, 0) - counts
-        within = torch.arange(int(counts.sum()), device=ei.device) - \
-            torch.repeat_interleave(offsets, counts)
-        pick = order[torch.repeat_interleave(lo, counts) + within]
-        copy_of = torch.repeat_interleave(torch.arange(k, device=ei.device), counts)
         edge_index[et] = torch.stack([ei[0, pick], n_old + copy_of])
         if et in graph.edge_attr_dict:
             edge_attr[et] = graph.edge_attr_dict[et][pick]
+    label_ei = label_ea = None
+    if graph.label_edge_index is not None:
+        pick, copy_of = edges_into(graph.label_edge_index, rows)
+        label_ei = torch.stack([graph.label_edge_index[0, pick], n_old + copy_of])
+        label_ea = graph.label_edge_attr[pick]
     membership_rows = None
     if graph.membership is not None:
         crow, col = graph.membership.crow_indices(), graph.membership.col_indices()
         membership_rows = [col[crow[r]:crow[r + 1]] for r in rows.tolist()]
-    return append_genes(graph, seq, n_new=k, edges=NewGeneEdges(edge_index, edge_attr),
-                        membership_rows=membership_rows, tokens=tokens, mask=mask)
+    features = None if graph.gene_features is None else graph.gene_features[rows]
+    return append_genes(graph, seq, n_new=k,
+                        edges=NewGeneEdges(edge_index, edge_attr, label_ei, label_ea),
+                        membership_rows=membership_rows, tokens=tokens, mask=mask,
+                        gene_features=features)
 
 
 def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
@@ -204,7 +233,18 @@ def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
         membership = _keep_csr_rows(membership, kept)
     out_seq = remap_sequences(seq, new_index)
     num_nodes = {**graph.num_nodes, "gene": int(kept.sum())}
-    return GraphInputs(num_nodes, ei_dict, ea_dict, membership), out_seq, new_index
+    labels = {}
+    if graph.gene_features is not None:
+        labels["gene_features"] = graph.gene_features[kept]
+    if graph.labels is not None:
+        labels.update(labels=graph.labels[kept], labelled=graph.labelled[kept])
+    if graph.label_edge_index is not None:
+        ei = graph.label_edge_index
+        keep = kept[ei[0]] & kept[ei[1]]
+        labels.update(label_edge_index=new_index[ei[:, keep]],
+                      label_edge_attr=graph.label_edge_attr[keep])
+    return (GraphInputs(num_nodes, ei_dict, ea_dict, membership, **labels), out_seq,
+            new_index)
 
 
 def _keep_csr_rows(m: Tensor, keep: Tensor) -> Tensor:
@@ -246,7 +286,7 @@ def restrict_graph(graph: GraphInputs, gene_rows: Tensor, n_layers: int) -> Grap
     layers = restrict_to_targets(graph.edge_index_dict, graph.edge_attr_dict,
                                  {"gene": gene_rows}, graph.num_nodes, n_layers)
     ei, ea = layers[0]
-    return GraphInputs(graph.num_nodes, ei, ea, graph.membership)
+    return replace(graph, edge_index_dict=ei, edge_attr_dict=ea)
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -308,7 +348,7 @@ class TwoStateModel:
 
     @property
     def n_layers(self) -> int:
-        return self.config.graph.n_layers if self.config.uses_graph else 0
+        return self.config.graph.n_layers if self.config.uses_gat else 0
 
     def models(self) -> list[tuple[str, GeneSpliceModel]]:
         """``[("level", m), ("profile", m)]``, or ``[("both", m)]`` when one model does both."""
@@ -386,6 +426,10 @@ class TwoStateModel:
         if self.training_view:
             return _Query(graph, rows, None, None)
         field = receptive_field(graph, rows, self.n_layers)["gene"]
+        if self.config.reads_labels and graph.label_edge_index is not None:
+            ei = graph.label_edge_index            # the read-out's sources: one more hop
+            into = torch.zeros_like(field).index_fill(0, rows, True)[ei[1]]
+            field = field.index_fill(0, ei[0, into], True)
         n = graph.num_nodes["gene"]
         if int(field.sum()) > self.compact_below * n:
             return _Query(graph, rows, field, None)
@@ -436,11 +480,13 @@ class TwoStateModel:
         model = self.profile_model
         q = self._query(graph, rows)
         s = self.sequence_inputs(model, q, seq)
-        h_all, has = model.sequence_view(q.graph.num_nodes["gene"], s, q.rows)
+        h_all, has = model.input_states(q.graph, s, q.rows)
         h_seq = h_all[q.rows]
         cfg = model.config
         if cfg.variant == "sequence_only":
             return Embeddings(h_seq, None, h_seq, has[q.rows])
+        if not cfg.uses_gat:                       # the linear-path ablation: inputs only
+            return Embeddings(None, None, h_seq, has[q.rows])
         h_graph = model.graph_view(q.graph, h_all, q.rows)
         if cfg.variant == "graph_only":
             return Embeddings(None, h_graph, h_graph, has[q.rows])
@@ -480,6 +526,27 @@ class TwoStateModel:
         return total
 
     @torch.no_grad()
+    def label_readout(self, graph: GraphInputs, seq: SequenceInputs | None, row: int,
+                      weights: str = "profile") -> LabelReadout:
+        """What the label attention of the ``weights`` (``level`` / ``profile``) model read
+        for gene ``row``: its labelled neighbours (gene rows of ``graph``), their similarity,
+        attention and labels per output column, and the gene's blend weights."""
+        model = self.level_model if weights == "level" else self.profile_model
+        if model.label_attention is None or not graph.has_labels:
+            raise ValueError("this model has no label read-out")
+        q = self._query(graph, [row])
+        s = self.sequence_inputs(model, q, seq)
+        h_in, _ = model.input_states(q.graph, s, q.rows)
+        h, *_ = model.gene_states(q.graph, h_in, q.rows)
+        read = model.read_labels(q.graph, h, h_in, q.rows)
+        src = read.edge_index[0]
+        labels = q.graph.labels[src]
+        if q.new_index is not None:
+            src = torch.nonzero(q.new_index >= 0).squeeze(1)[src]
+        return LabelReadout(src, read.edge_attr[:, 0], read.alpha, labels,
+                            model.label_gate(h)[0] * read.has_neighbours[0])
+
+    @torch.no_grad()
     def mutagenesis(self, graph: GraphInputs, seq: SequenceInputs, row: int, tokens: Tensor,
                     mutants: Tensor) -> Tensor:
         """``Δ [m, t]``: prediction of gene ``row`` with each of ``mutants [m, l]`` as its
@@ -493,6 +560,20 @@ class TwoStateModel:
                                     mask=torch.ones_like(all_tokens, dtype=torch.bool))
         pred, _ = self.predict(g2, s2, copies)
         return pred[1:] - pred[:1]
+
+
+@dataclass(frozen=True)
+class LabelReadout:
+    """A gene's label read-out: neighbour ``rows [e]``, ``similarity [e]``, attention
+    ``alpha [e, c]`` and ``labels [e, c]`` (c = level + tissues), and the gene's blend
+    ``gate [c]``; neighbour ``j`` moves column ``c`` by ``gate_c * alpha_jc * labels_jc``
+    (towards the read-out, away from the model's own prediction)."""
+
+    rows: Tensor
+    similarity: Tensor
+    alpha: Tensor
+    labels: Tensor
+    gate: Tensor
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,27 @@ Data flow for one forward pass (full graph, then the requested genes):
           ──HeteroGATEncoder (GATv2 per edge type)──▶ h_graph [g, d]
     GatedFusion(h_seq, h_graph) ──▶ h [g, d] ──▶ ExpressionHeads: level [g] + profile [g, t]
     + MembershipLinear over gene × annotation membership (ridge-like linear path)
+    + TissueLabelAttention: observed labels of each gene's most similar *training* genes,
+      weighted per tissue (label trick: a gene never reads its own label)
     + function head (auxiliary, multi-label) and projection heads (contrastive views).
 
 Variants (ablations) change which views exist, never what ``forward`` returns:
 ``"fused"``, ``"sequence_only"`` (no graph, no membership), ``"graph_only"`` (no sequence:
-gene nodes start from one shared learned vector, never a per-gene lookup).
+gene nodes start from one shared learned vector, never a per-gene lookup). ``use_gat=False``
+(graph_only) drops the GAT as well, leaving the linear path (and label attention if enabled).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 
-from genesplice.models.fusion import ExpressionHeads, GatedFusion, MembershipLinear, ProjectionHead
+from genesplice.models.fusion import (ExpressionHeads, GatedFusion, LabelGate, MembershipLinear,
+                                      ProjectionHead)
 from genesplice.models.graph_encoder import (EdgeType, GraphEncoderConfig, HeteroGATEncoder,
-                                             restrict_to_targets)
+                                             edges_into, restrict_to_targets)
+from genesplice.models.label_attention import LabelAttentionOutput, TissueLabelAttention
 
 VARIANTS = ("fused", "sequence_only", "graph_only")
 
@@ -35,11 +40,17 @@ class FusedModelConfig:
     proj_dim: int = 32
     head_dropout: float = 0.1
     use_membership: bool = True
+    use_gat: bool = True
+    use_gene_features: bool = True
+    label_attention: bool = False
+    label_init: float = 0.4          # starting blend weight of the label read-out per column
     graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if not self.use_gat and self.variant != "graph_only":
+            raise ValueError("use_gat=False is the graph_only ablation (linear path alone)")
         if self.graph.hidden != self.hidden:
             raise ValueError(f"graph.hidden ({self.graph.hidden}) must equal hidden ({self.hidden})")
 
@@ -50,6 +61,15 @@ class FusedModelConfig:
     @property
     def uses_graph(self) -> bool:
         return self.variant != "sequence_only"
+
+    @property
+    def uses_gat(self) -> bool:
+        return self.uses_graph and self.use_gat
+
+    @property
+    def reads_labels(self) -> bool:
+        """Whether predictions read other genes' observed labels (label attention)."""
+        return self.label_attention
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,12 +86,33 @@ class GraphInputs:
     """Graph tensors for a full-batch pass.
 
     ``membership`` is an optional sparse ``[n_genes, n_features]`` matrix for the linear path.
+    The label read-out's inputs (all optional): ``labels [n_genes, 1 + t]`` (level, centred
+    profile; 0 where unknown), ``labelled [n_genes]`` bool (whose labels may ever be read: the
+    training genes), ``label_edge_index [2, e]`` (similar labelled gene → gene) and
+    ``label_edge_attr [e, k]``. ``gene_features [n_genes, f]``: per-gene features known
+    before any expression is measured (gene structure, TF-ness, annotation counts;
+    standardised), added to every gene's input state in the graph variants.
     """
 
     num_nodes: dict[str, int]
     edge_index_dict: dict[EdgeType, Tensor]
     edge_attr_dict: dict[EdgeType, Tensor]
     membership: Tensor | None = None
+    labels: Tensor | None = None
+    labelled: Tensor | None = None
+    label_edge_index: Tensor | None = None
+    label_edge_attr: Tensor | None = None
+    gene_features: Tensor | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None and self.label_edge_index is not None
+
+    def _tensors(self) -> dict[str, Tensor]:
+        return {k: getattr(self, k) for k in ("membership", "labels", "labelled",
+                                              "label_edge_index", "label_edge_attr",
+                                              "gene_features")
+                if getattr(self, k) is not None}
 
     def drop_edges(self, p: float, generator: torch.Generator | None = None) -> "GraphInputs":
         """A second graph view: each edge kept with probability ``1 - p`` (augmentation)."""
@@ -83,20 +124,20 @@ class GraphInputs:
             ei[et] = index[:, keep]
             if et in self.edge_attr_dict:
                 ea[et] = self.edge_attr_dict[et][keep]
-        return GraphInputs(self.num_nodes, ei, ea, self.membership)
+        return replace(self, edge_index_dict=ei, edge_attr_dict=ea)
 
     def to(self, device: torch.device | str) -> "GraphInputs":
         """The same graph with every tensor on ``device`` (``self`` when already there)."""
-        tensors = [*self.edge_index_dict.values(), *self.edge_attr_dict.values()]
-        if self.membership is not None:
-            tensors.append(self.membership)
+        others = self._tensors()
+        tensors = [*self.edge_index_dict.values(), *self.edge_attr_dict.values(),
+                   *others.values()]
         device = torch.device(device)
         if all(_on(t, device) for t in tensors):
             return self
-        return GraphInputs(dict(self.num_nodes),
-                           {et: v.to(device) for et, v in self.edge_index_dict.items()},
-                           {et: v.to(device) for et, v in self.edge_attr_dict.items()},
-                           None if self.membership is None else self.membership.to(device))
+        return replace(self, num_nodes=dict(self.num_nodes),
+                       edge_index_dict={et: v.to(device) for et, v in self.edge_index_dict.items()},
+                       edge_attr_dict={et: v.to(device) for et, v in self.edge_attr_dict.items()},
+                       **{k: v.to(device) for k, v in others.items()})
 
 
 def _on(t: Tensor, device: torch.device) -> bool:
@@ -176,7 +217,8 @@ class GeneSpliceModel(nn.Module):
     def __init__(self, config: FusedModelConfig, *, n_tissues: int, n_function_labels: int,
                  num_nodes: dict[str, int], edge_types: list[EdgeType],
                  edge_dims: dict[EdgeType, int] | None = None, n_membership_features: int = 0,
-                 sequence_encoder: nn.Module | None = None, sequence_dim: int | None = None) -> None:
+                 sequence_encoder: nn.Module | None = None, sequence_dim: int | None = None,
+                 label_edge_dim: int = 1, n_gene_features: int = 0) -> None:
         super().__init__()
         self.config = config
         d = config.hidden
@@ -192,7 +234,7 @@ class GeneSpliceModel(nn.Module):
             self.seq_proj = None
             self.register_parameter("no_sequence", None)
             self.gene_input = nn.Parameter(torch.zeros(d))   # one shared vector, not per gene
-        if config.uses_graph:
+        if config.uses_gat:
             self.node_embeddings = nn.ModuleDict({
                 nt: nn.Embedding(n, d) for nt, n in num_nodes.items() if nt != "gene"})
             self.graph_encoder = HeteroGATEncoder(list(num_nodes), edge_types, edge_dims,
@@ -211,6 +253,14 @@ class GeneSpliceModel(nn.Module):
                 ProjectionHead(d, config.proj_dim)
         else:
             self.proj_seq = self.proj_graph = None
+        self.gene_feature_proj = (nn.Linear(n_gene_features, d)
+                                  if config.uses_graph and config.use_gene_features
+                                  and n_gene_features > 0 else None)
+        if config.label_attention:
+            self.label_attention = TissueLabelAttention(d, n_tissues + 1, label_edge_dim)
+            self.label_gate = LabelGate(d, n_tissues + 1, config.label_init)
+        else:
+            self.label_attention = self.label_gate = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -267,12 +317,23 @@ class GeneSpliceModel(nn.Module):
         if seq.embeddings is None and getattr(self, "_seq_cache", None) is None:
             self.refresh_sequence_cache(seq)
         cache = seq.embeddings if seq.embeddings is not None else self._seq_cache
-        if self.config.uses_graph:           # every gene's features feed the GAT
+        if self.config.uses_gat or self.config.label_attention:   # every gene's features
+            # feed the GAT and the label read-out
             h = h.index_put((seq.gene_rows,), self.seq_proj(cache))
         pos, srows = seq.rows_of(gene_rows, n_genes)
         if len(pos):
             fresh = self.seq_proj(self._encode(seq, srows))              # [p, d]
             h = h.index_put((gene_rows[pos],), fresh)
+        return h, has
+
+    def input_states(self, graph: GraphInputs, seq: SequenceInputs | None, gene_rows: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+        """Every gene's input state ``[n_genes, d]`` — its sequence view
+        (:meth:`sequence_view`) plus its gene-level features where the model reads them —
+        and ``has_sequence [n_genes]``."""
+        h, has = self.sequence_view(graph.num_nodes["gene"], seq, gene_rows)
+        if self.gene_feature_proj is not None and graph.gene_features is not None:
+            h = h + self.gene_feature_proj(graph.gene_features)
         return h, has
 
     def _node_inputs(self, gene_input: Tensor) -> dict[str, Tensor]:
@@ -293,36 +354,61 @@ class GeneSpliceModel(nn.Module):
 
     def forward(self, graph: GraphInputs, seq: SequenceInputs | None,
                 gene_rows: Tensor) -> ModelOutput:
-        n_genes = graph.num_nodes["gene"]
-        h_seq_all, has_all = self.sequence_view(n_genes, seq, gene_rows)
-        h_seq = h_seq_all[gene_rows]
-        z_seq = z_graph = gate = None
-        if self.config.variant == "sequence_only":
-            h = h_seq
-        else:
-            h_graph = self.graph_view(graph, h_seq_all, gene_rows)
-            if self.config.variant == "fused":
-                gate = self.fusion.gate(h_seq, h_graph)
-                h = gate * h_seq + (1 - gate) * h_graph
-                z_seq, z_graph = self.proj_seq(h_seq), self.proj_graph(h_graph)
-            else:
-                h = h_graph
+        h_seq_all, has_all = self.input_states(graph, seq, gene_rows)
+        h, z_seq, z_graph, gate = self.gene_states(graph, h_seq_all, gene_rows)
         level, profile = self.heads(h)
         if self.membership_linear is not None and graph.membership is not None:
             lin_level, lin_profile = self.membership_linear(graph.membership, gene_rows)
             level = level + lin_level
             profile = profile + lin_profile
+        if self.label_attention is not None and graph.has_labels:
+            read = self.read_labels(graph, h, h_seq_all, gene_rows)
+            w = self.label_gate(h) * read.has_neighbours[:, None]               # [g, 1 + t]
+            level = level + w[:, 0] * (read.values[:, 0] - level)
+            profile = profile + w[:, 1:] * (read.values[:, 1:] - profile)
+            profile = profile - profile.mean(dim=-1, keepdim=True)
         logits = (self.function_head(h) if self.function_head is not None
                   else h.new_zeros(len(gene_rows), 0))
         return ModelOutput(level, profile, logits, has_all[gene_rows], z_seq, z_graph, gate)
+
+    def gene_states(self, graph: GraphInputs, h_in: Tensor, gene_rows: Tensor
+                    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """``(h [g, d], z_seq, z_graph, gate)`` of ``gene_rows`` from every gene's input state
+        ``h_in [n, d]``: the GAT (where the model has one) and the gated fusion; the
+        contrastive views and the gate exist in the fused model only."""
+        h_seq = h_in[gene_rows]
+        if not self.config.uses_gat:
+            return h_seq, None, None, None
+        h_graph = self.graph_view(graph, h_in, gene_rows)
+        if self.config.variant != "fused":
+            return h_graph, None, None, None
+        gate = self.fusion.gate(h_seq, h_graph)
+        h = gate * h_seq + (1 - gate) * h_graph
+        return h, self.proj_seq(h_seq), self.proj_graph(h_graph), gate
+
+    def read_labels(self, graph: GraphInputs, h: Tensor, h_in: Tensor, gene_rows: Tensor
+                    ) -> LabelAttentionOutput:
+        """The label read-out for ``gene_rows`` (states ``h [g, d]``; every gene's input
+        state ``h_in [n, d]``): attention over their similar labelled genes. An edge from a
+        gene to itself is never read, so a gene's own label never reaches its prediction —
+        in training (where it is the target) and at prediction time alike; and only genes in
+        ``graph.labelled`` (the training genes) are ever read."""
+        ei = graph.label_edge_index
+        pick, position = edges_into(ei, gene_rows)
+        src = ei[0, pick]
+        not_self = src != gene_rows[position]
+        edges = torch.stack([src[not_self], position[not_self]])
+        return self.label_attention(h, h_in, graph.labels, graph.labelled, edges,
+                                    graph.label_edge_attr[pick[not_self]])
 
     @torch.no_grad()
     def attention(self, graph: GraphInputs, seq: SequenceInputs | None):
         """GATv2 attention per layer and edge type (see :meth:`HeteroGATEncoder.attention`)."""
         if self.graph_encoder is None:
-            raise ValueError(f"a {self.config.variant!r} model has no graph attention")
+            raise ValueError(f"a {self.config.variant!r} model without a GAT has no graph "
+                             "attention")
         n_genes = graph.num_nodes["gene"]
         device = self.heads.level[0].weight.device
-        h_seq_all, _ = self.sequence_view(n_genes, seq, torch.arange(n_genes, device=device))
+        h_seq_all, _ = self.input_states(graph, seq, torch.arange(n_genes, device=device))
         return self.graph_encoder.attention(self._node_inputs(h_seq_all), graph.edge_index_dict,
                                             graph.edge_attr_dict)

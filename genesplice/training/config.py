@@ -44,13 +44,16 @@ class DataConfig:
 
     ``tss_path``: gene symbol → chromosome table (the hold-out split); ``promoters_path``:
     promoter FASTA (default the bundled EPDnew core promoters); ``graph_path``: built-graph
-    folder (built there when empty; default ``graphs/built/human_default``).
+    folder (built there when empty; default ``graphs/built/human_default``);
+    ``gene_structure_path``: canonical transcripts (gene span, exon count) for the gene-level
+    features (default the bundled GENCODE V24 table).
     """
 
     expression_path: str = ""
     tss_path: str = ""
     promoters_path: str = ""
     graph_path: str = ""
+    gene_structure_path: str = ""
     unit: str = "log10_ntpm1"
 
     def __post_init__(self) -> None:
@@ -62,13 +65,18 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """The fused model's architecture: GATv2 width / heads / layers / dropout (``hidden`` is
-    also the fusion width) and the promoter encoder, a :meth:`SequenceEncoderConfig.preset`."""
+    also the fusion width), the promoter encoder (a :meth:`SequenceEncoderConfig.preset`) and
+    the label read-out: ``label_attention`` reads the observed profiles of each gene's
+    ``similar_genes`` most similar training genes (annotation TF-IDF cosine) with one
+    attention query per tissue (graph variants only; 0 / false: off)."""
 
     hidden: int = 32
     heads: int = 4
     n_layers: int = 2
     dropout: float = 0.2
     promoter_encoder: str = "promoter"
+    label_attention: bool = True
+    similar_genes: int = 50
 
     def __post_init__(self) -> None:
         problems = []
@@ -79,18 +87,26 @@ class ModelConfig:
                             f"{self.heads}")
         if not 0 <= self.dropout < 1:
             problems.append(f"model.dropout = {self.dropout} (expected 0 <= dropout < 1)")
+        if self.similar_genes < 0:
+            problems.append(f"model.similar_genes = {self.similar_genes} (expected >= 0)")
         if self.promoter_encoder not in ENCODER_PRESETS:
             problems.append(f"model.promoter_encoder = {self.promoter_encoder!r} (expected one "
                             f"of {list(ENCODER_PRESETS)})")
         if problems:
             raise GeneSpliceInputError("; ".join(problems))
 
-    def fused(self, variant: str) -> FusedModelConfig:
-        """The :class:`FusedModelConfig` of one variant (``fused``, ``graph_only``, …)."""
+    @property
+    def reads_labels(self) -> bool:
+        return self.label_attention and self.similar_genes > 0
+
+    def fused(self, variant: str, **overrides) -> FusedModelConfig:
+        """The :class:`FusedModelConfig` of one variant (``fused``, ``graph_only``, …);
+        ``overrides``: its other fields (``use_gat``, ``use_membership``, …)."""
+        overrides.setdefault("label_attention", self.reads_labels and variant != "sequence_only")
         return FusedModelConfig(variant=variant, hidden=self.hidden,
                                 graph=GraphEncoderConfig(hidden=self.hidden, heads=self.heads,
                                                          n_layers=self.n_layers,
-                                                         dropout=self.dropout))
+                                                         dropout=self.dropout), **overrides)
 
     def sequence_encoder(self) -> SequenceEncoderConfig:
         """The promoter encoder's config (the named preset)."""
@@ -129,6 +145,8 @@ class TrainConfig:
     eval_every: int = 1
     device: str = "auto"              # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; auto = CUDA if
                                       # available, else MPS, else CPU (training and inference)
+    seeds: int = 3                    # each neural model is trained with seeds seed .. seed+n-1
+                                      # (reports: mean ± sd; checkpoints/predictions: seed)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_chromosomes",
@@ -152,8 +170,8 @@ def _train_problems(cfg: TrainConfig) -> list[str]:
                  "aux_weight", "linear_lr_scale"):
         if getattr(cfg, name) < 0:
             problems.append(f"train.{name} = {getattr(cfg, name)} (expected >= 0)")
-    if cfg.epochs < 1 or cfg.eval_every < 1:
-        problems.append("train.epochs and train.eval_every must be >= 1")
+    if cfg.epochs < 1 or cfg.eval_every < 1 or cfg.seeds < 1:
+        problems.append("train.epochs, train.eval_every and train.seeds must be >= 1")
     if not cfg.contrastive_temperature > 0:
         problems.append("train.contrastive_temperature must be > 0")
     if not 0 <= cfg.label_smoothing < 1 or not 0 <= cfg.edge_dropout < 1:

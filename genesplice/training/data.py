@@ -19,6 +19,10 @@ What comes out (:class:`TrainingData`):
   pathways from their hierarchies (``message_edges``); gene → term edges are left out so a
   gene's receptive field stays small and no gene's features flow into the term embeddings;
 - ``function_labels [g, k]``: membership in each top-level pathway (propagated);
+- the label read-out's inputs (``similar_genes > 0``): each gene's ``k`` most similar
+  *training* genes by TF-IDF cosine over the membership matrix (itself excluded) as label
+  edges, and the training genes' level and centred profile as node labels — validation and
+  test labels are never inputs (``labelled`` marks the training genes only);
 - sequence tokens of each gene's core promoter (genes without one get the model's learned
   "no sequence" vector).
 """
@@ -36,12 +40,19 @@ import torch
 
 from genesplice.annotations.expression import ExpressionTable
 from genesplice.annotations.ids import GeneResolver
-from genesplice.graph.features import membership_features, top_level_pathways
+from genesplice.graph.features import (
+    GeneLevelFeatures,
+    gene_level_rows,
+    membership_features,
+    top_level_pathways,
+)
 from genesplice.graph.hetero import KnowledgeGraph
+from genesplice.graph.similarity import similarity_edges
 from genesplice.models.graph_encoder import drop_nodes
 from genesplice.models.model import GraphInputs, SequenceInputs
 from genesplice.sequence.encode import encode_sequence, pad_tokens
 from genesplice.training.splits import chromosome_split
+from genesplice.training.targets import level_profile
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,9 @@ class TrainingData:
     function_labels: torch.Tensor         # [g, k] float32 0/1
     function_names: list[str]
     sequences: SequenceInputs | None
+    gene_level: GeneLevelFeatures | None = None   # standardised (mean/std kept) gene features
+    gene_structure: pd.DataFrame | None = None    # the transcript table they were built from
+    label_idf: np.ndarray | None = None           # [f] IDF of the label edges' similarity
     display_symbols: dict[str, str] = field(default_factory=dict)   # graph id -> table symbol
     checksums: dict[str, str] = field(default_factory=dict)
     report: dict[str, object] = field(default_factory=dict)
@@ -173,13 +187,19 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
                           test_chromosomes=("chr8",), val_chromosomes=("chr9",),
                           min_genes_per_feature: int = 5, min_genes_per_function: int = 50,
                           genes: list[str] | None = None,
-                          resolver: GeneResolver | None = None) -> TrainingData:
+                          resolver: GeneResolver | None = None,
+                          similar_genes: int = 0,
+                          gene_structure: pd.DataFrame | None = None) -> TrainingData:
     """Align expression, split, features, function labels and sequences to the graph's genes.
 
     ``genes`` optionally restricts the *labelled* genes (e.g. a few hundred for a quick test);
     the graph itself is kept whole, and only the sequences those genes can see are encoded.
     ``resolver`` maps table symbols that are not graph ids (renamed genes, aliases) onto the
-    graph's official symbols.
+    graph's official symbols. ``similar_genes``: label edges per gene from its most similar
+    training genes (0: no label read-out inputs). ``gene_structure``: canonical transcripts
+    (:func:`~genesplice.annotations.gene_structure.read_gene_structure`) for the gene-level
+    features (:func:`~genesplice.graph.features.gene_level_features`, standardised on the
+    training genes).
     """
     gene_ids = list(graph.node_ids["gene"])
     index = {g: i for i, g in enumerate(gene_ids)}
@@ -205,12 +225,22 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     num_nodes = {nt: int(graph.data[nt].num_nodes) for nt in graph.data.node_types}
     edge_dims = {et: int(v.shape[1]) for et, v in ea_dict.items() if v.dim() == 2 and v.shape[1]}
     ea_dict = {et: v for et, v in ea_dict.items() if et in edge_dims}
-    graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x))
+    labels = _label_inputs(y, observed, rows["train"], x, similar_genes, report)
+    label_idf = labels.pop("label_idf", None)
+    features = gene_level_rows(gene_ids, _degrees(ei_dict, len(gene_ids)), gene_structure)
+    features = features.standardized(rows["train"].numpy())
+    report["gene_features"] = list(features.feature_names)
+    graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x), **labels,
+                               gene_features=torch.from_numpy(features.matrix))
 
     checksums: dict[str, str] = {}
     sequences, n_seq = None, 0
     if promoters is not None:
         visible = None if genes is None else _visible_genes(labelled, ei_dict, gene_ids, index)
+        if visible is not None and labels:
+            ei = labels["label_edge_index"]
+            targets = torch.isin(ei[1], torch.tensor([index[g] for g in labelled]))
+            visible.update(gene_ids[i] for i in ei[0, targets].tolist())
         sequences, n_seq = _promoter_sequences(promoters, gene_ids, index, resolver, visible,
                                                report, checksums)
     report["genes_with_sequence"] = n_seq
@@ -225,6 +255,8 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
                         membership=graph_inputs.membership, membership_csr=x,
                         feature_names=feature_names, function_labels=function_labels,
                         function_names=function_names, sequences=sequences,
+                        gene_level=features, gene_structure=gene_structure,
+                        label_idf=None if label_idf is None else label_idf.numpy(),
                         display_symbols=display, checksums=checksums, report=report)
 
 
@@ -305,6 +337,55 @@ def _message_graph(graph: KnowledgeGraph, roots: list[int], report: dict
     keep = set(message_edges(ei_dict))
     return ({et: v for et, v in ei_dict.items() if et in keep},
             {et: v for et, v in ea_dict.items() if et in keep})
+
+
+def _degrees(ei_dict: dict, n_genes: int) -> dict[str, np.ndarray]:
+    """Per gene, from the GAT's message edges (function-label pathways already removed, so
+    the gene-level features say nothing of the auxiliary head's labels): targets and
+    regulators (TF edges), GO terms and pathways (their edges into genes)."""
+    def count(et, side):
+        if et not in ei_dict:
+            return np.zeros(n_genes)
+        return np.bincount(ei_dict[et][side].numpy(), minlength=n_genes).astype(np.float64)
+    return {"n_targets": count(("gene", "regulates", "gene"), 0),
+            "n_regulators": count(("gene", "regulates", "gene"), 1),
+            "n_go_terms": count(("go_term", "rev_annotated_with", "gene"), 1),
+            "n_pathways": count(("pathway", "rev_member_of", "gene"), 1)}
+
+
+def _label_inputs(y: np.ndarray, observed: np.ndarray, train_rows: torch.Tensor,
+                  membership: sp.csr_matrix, k: int, report: dict) -> dict[str, torch.Tensor]:
+    """The label read-out's :class:`GraphInputs` fields (empty when ``k == 0``): training
+    genes' ``[level, centred profile]`` (0 elsewhere), the ``labelled`` mask (training genes
+    with a value) and label edges from each gene's ``k`` most similar training genes
+    (:func:`~genesplice.graph.similarity.similarity_edges`, cosine as the edge attribute)."""
+    if k <= 0:
+        return {}
+    report["similar_genes"] = k
+    train = train_rows.numpy()
+    lp = level_profile(y[train], observed[train])
+    labels = np.zeros((len(y), 1 + y.shape[1]), dtype=np.float32)
+    labels[train, 0] = lp.level
+    labels[train, 1:] = lp.profile
+    labelled = np.zeros(len(y), dtype=bool)
+    labelled[train] = observed[train].any(1)
+    edges = label_edges(membership, np.flatnonzero(labelled), k)
+    report["label_edges"] = int(edges["label_edge_index"].shape[1])
+    report["genes_with_label_edges"] = int(len(np.unique(edges["label_edge_index"][1])))
+    return {"labels": torch.from_numpy(labels), "labelled": torch.from_numpy(labelled),
+            **edges}
+
+
+def label_edges(membership: sp.csr_matrix, labelled_rows: np.ndarray, k: int
+                ) -> dict[str, torch.Tensor]:
+    """``label_edge_index [2, e]`` / ``label_edge_attr [e, 1]`` (cosine): each gene's ``k``
+    most similar labelled genes over ``membership``'s columns
+    (:func:`~genesplice.graph.similarity.similarity_edges`), and the ``label_idf [f]`` it
+    weighted the columns with (kept, so that genes added later are compared the same way)."""
+    ei, cos, index = similarity_edges(membership, labelled_rows, k)
+    return {"label_edge_index": torch.from_numpy(ei),
+            "label_edge_attr": torch.from_numpy(cos[:, None]),
+            "label_idf": torch.from_numpy(index.idf)}
 
 
 def _visible_genes(labelled: list[str], ei_dict: dict, gene_ids: list[str],

@@ -4,7 +4,8 @@
 graph → pretrain the promoter encoder → train the fused model and its ablations → evaluate on the
 held-out chromosomes → write predictions. The settings are the config defaults
 (``configs/default.toml``), the same ones ``genesplice train`` uses; only the output folder, the
-graph folder and the optional ``epochs`` / ``pretrain_steps`` / ``device`` overrides differ.
+graph folder and the optional ``epochs`` / ``seeds`` / ``pretrain_steps`` / ``device`` overrides
+differ.
 """
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ from genesplice.training.experiment import load_graph, run_experiment
 from genesplice.training.report import graph_report_section, graph_summary_text
 
 
-def demo_config(out_dir: str | Path, *, epochs: int | None = None,
+def demo_config(out_dir: str | Path, *, epochs: int | None = None, seeds: int | None = None,
                 pretrain_steps: int | None = None, device: str | None = None) -> RunConfig:
     """``RunConfig()`` writing to ``out_dir`` with its graph in ``out_dir/graph``; ``None``
-    keeps the default of ``train.epochs`` / ``pretrain.steps`` / ``train.device``."""
+    keeps the default of ``train.epochs`` / ``train.seeds`` / ``pretrain.steps`` /
+    ``train.device``."""
     cfg = RunConfig(name="demo", out_dir=str(out_dir),
                     data=DataConfig(graph_path=str(Path(out_dir) / "graph")))
-    train = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+    train = {k: v for k, v in (("epochs", epochs), ("seeds", seeds), ("device", device))
+             if v is not None}
     if train:
         cfg = replace(cfg, train=replace(cfg.train, **train))
     if pretrain_steps is not None:
@@ -44,17 +47,20 @@ def demo_genes(kg: KnowledgeGraph, max_genes: int) -> list[str] | None:
 
 
 def _print_results(summary: dict, out_dir: Path, seconds: float) -> None:
-    print("\nheld-out test metrics (per-tissue Pearson / per-gene centred Pearson / r²):")
-    for name, m in summary["metrics"].items():
-        print(f"  {name:38s} {m['pearson_tissue']:.3f} / {m['pearson_gene']:.3f} / "
-              f"{m['r2_tissue']:.3f}")
+    print("\nheld-out test metrics, mean ± sd over seeds (per-tissue Pearson / per-gene "
+          "centred Pearson / r²):")
+    for name, m in summary["seed_metrics"].items():
+        cells = [f"{m[k + '_mean']:.3f} ± {m[k + '_sd']:.3f}"
+                 for k in ("pearson_tissue", "pearson_gene", "r2_tissue")]
+        print(f"  {name:36s} {' / '.join(cells)}  ({m['seeds']} seed{'s' if m['seeds'] > 1 else ''})")
     print(f"\nreport:      {summary['report']}\nplots:       {', '.join(summary['plots'][:3])} …"
           f"\ncheckpoint:  {out_dir / 'fused.pt'}\npredictions: {out_dir / 'predictions.csv'}"
           f" ({summary['unit']})\ntotal time:  {seconds:.0f} s")
 
 
 def run_demo(out: str | Path = "runs/demo", *, recipe: str | None = None,
-             epochs: int | None = None, pretrain_steps: int | None = None,
+             epochs: int | None = None, seeds: int | None = None,
+             pretrain_steps: int | None = None,
              max_genes: int = 0, threads: int = 0, device: str | None = None,
              progress: bool = True) -> dict:
     """The main job on the bundled data, written under ``out``:
@@ -70,7 +76,8 @@ def run_demo(out: str | Path = "runs/demo", *, recipe: str | None = None,
     if threads > 0:
         torch.set_num_threads(threads)
     out_dir = Path(out)
-    cfg = demo_config(out_dir, epochs=epochs, pretrain_steps=pretrain_steps, device=device)
+    cfg = demo_config(out_dir, epochs=epochs, seeds=seeds, pretrain_steps=pretrain_steps,
+                      device=device)
     recipe = recipe or str(default_recipe_path())
     print(f"[1/4] knowledge graph ({recipe})")
     kg = load_graph(out_dir / "graph", recipe=recipe, progress=progress)

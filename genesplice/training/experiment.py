@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from genesplice.annotations.expression import read_expression_table
+from genesplice.annotations.gene_structure import read_gene_structure
 from genesplice.annotations.ids import default_resolver
 from genesplice.graph.build import build_graph
 from genesplice.graph.features import MembershipFeatures
@@ -58,6 +59,21 @@ DEFAULT_GRAPH_DIR = "graphs/built/human_default"
 #: the name of the ridge baseline in reports and summaries
 RIDGE_NAME = "ridge (GO+Reactome+TF membership)"
 
+#: The neural models a run can train (``--variants``): name → (variant, overrides of its
+#: :class:`FusedModelConfig`). Together with ridge they say what each part adds.
+ABLATIONS: dict[str, tuple[str, dict]] = {
+    "fused": ("fused", {}),                           # promoter + GAT + labels + linear path
+    "graph_only": ("graph_only", {}),                 # no sequence
+    "gat_only": ("graph_only", {"use_membership": False}),          # no linear path
+    "graph_only_no_labels": ("graph_only", {"label_attention": False}),
+    "linear_only": ("graph_only", {"use_gat": False, "label_attention": False,
+                                   "use_gene_features": False}),    # the linear path alone
+    "sequence_only": ("sequence_only", {}),           # no graph, no labels, no linear path
+}
+#: what ``genesplice demo`` trains (each with ``train.seeds`` seeds)
+DEMO_VARIANTS = ("fused", "graph_only", "gat_only", "graph_only_no_labels", "linear_only",
+                 "sequence_only")
+
 
 def model_args(data: TrainingData, model_cfg: FusedModelConfig,
                seq_cfg: SequenceEncoderConfig | None) -> dict:
@@ -69,7 +85,11 @@ def model_args(data: TrainingData, model_cfg: FusedModelConfig,
             "num_nodes": dict(gi.num_nodes),
             "edge_types": [list(et) for et in gi.edge_index_dict],
             "edge_dims": [[list(et), d] for et, d in data.edge_dims.items()],
-            "n_membership_features": int(data.membership.shape[1])}
+            "n_membership_features": int(data.membership.shape[1]),
+            "label_edge_dim": (1 if gi.label_edge_attr is None
+                               else int(gi.label_edge_attr.shape[1])),
+            "n_gene_features": (0 if gi.gene_features is None
+                                else int(gi.gene_features.shape[1]))}
 
 
 def build_model(args: dict) -> GeneSpliceModel:
@@ -85,7 +105,8 @@ def build_model(args: dict) -> GeneSpliceModel:
         num_nodes=args["num_nodes"], edge_types=[tuple(e) for e in args["edge_types"]],
         edge_dims={tuple(e): d for e, d in args["edge_dims"]},
         n_membership_features=args["n_membership_features"], sequence_encoder=encoder,
-        sequence_dim=dim)
+        sequence_dim=dim, label_edge_dim=args.get("label_edge_dim", 1),
+        n_gene_features=args.get("n_gene_features", 0))
 
 
 def _membership(data: TrainingData) -> MembershipFeatures:
@@ -141,7 +162,11 @@ def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: Ri
     ``seq_cfg`` are given) on ``cfg.train.device``; its checkpoint goes to
     ``out_dir/<tag or variant>.pt``."""
     torch.manual_seed(cfg.train.seed)
-    model_cfg = model_cfg or cfg.model.fused(variant)
+    if variant not in ABLATIONS:
+        raise GeneSpliceInputError(f"unknown model {variant!r} (expected one of "
+                                   f"{list(ABLATIONS)})")
+    variant, overrides = ABLATIONS[variant]
+    model_cfg = model_cfg or cfg.model.fused(variant, **overrides)
     seq_cfg = seq_cfg or cfg.model.sequence_encoder()
     args = model_args(data, model_cfg, seq_cfg)
     model = build_model(args)
@@ -238,11 +263,15 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
     expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
     chrom = gene_chromosomes(cfg.data.tss_path or None)
     promoters = read_promoter_fasta(cfg.data.promoters_path or knowledge_path(EPDNEW_PROMOTERS))
+    structure, _ = read_gene_structure(cfg.data.gene_structure_path or None)
     return prepare_training_data(graph, expr, gene_chromosomes=chrom, promoters=promoters,
                                  test_chromosomes=cfg.train.test_chromosomes,
                                  val_chromosomes=cfg.train.val_chromosomes,
                                  min_genes_per_feature=cfg.ridge.min_genes_per_feature,
-                                 genes=genes, resolver=default_resolver())
+                                 genes=genes, resolver=default_resolver(),
+                                 similar_genes=(cfg.model.similar_genes
+                                                if cfg.model.reads_labels else 0),
+                                 gene_structure=structure)
 
 
 def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.DataFrame:
@@ -288,28 +317,94 @@ def _encoder_state(cfg: RunConfig, out: Path, *, pretrained_encoder, progress: b
     return pre.encoder_state, summary
 
 
+def _tag(name: str) -> str:
+    return name.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+@dataclass
+class SeedRuns:
+    """Every seed of one model: seed 0 (``train.seed``) is the run's checkpoint
+    ``<tag>.pt``; the others go to ``seeds/<tag>_seed<i>.pt``."""
+
+    main: VariantResult
+    others: list[VariantResult]
+
+    @property
+    def all(self) -> list[VariantResult]:
+        return [self.main, *self.others]
+
+
 def _train_variants(cfg: RunConfig, data: TrainingData, ridge: RidgeBaseline, out: Path, *,
                     variants: tuple[str, ...], encoder_state: dict | None, progress: bool,
-                    resume: bool, seconds: dict) -> dict[str, VariantResult]:
-    """Each variant (graph_only without the encoder state), plus ``fused (no pretraining)``
-    when there is an encoder state and ``cfg.pretrain.compare``; writes ``history_<tag>.csv``."""
-    runs: list[tuple[str, str, dict | None]] = [
-        (v, v, encoder_state if v != "graph_only" else None) for v in variants]
+                    resume: bool, seconds: dict) -> dict[str, SeedRuns]:
+    """Each model of ``variants`` (:data:`ABLATIONS`; graph-only ones without the encoder
+    state) with ``cfg.train.seeds`` seeds, plus ``fused (no pretraining)`` (one seed) when
+    there is an encoder state and ``cfg.pretrain.compare``; writes ``history_<tag>.csv``."""
+    runs: list[tuple[str, str, dict | None, int]] = [
+        (v, v, encoder_state if ABLATIONS.get(v, (v,))[0] != "graph_only" else None,
+         cfg.train.seeds) for v in variants]
     if encoder_state is not None and cfg.pretrain.compare and "fused" in variants:
-        runs.append(("fused (no pretraining)", "fused", None))
-    trained: dict[str, VariantResult] = {}
-    for name, variant, state in runs:
-        tag = name.replace(" ", "_").replace("(", "").replace(")", "")
+        runs.append(("fused (no pretraining)", "fused", None, 1))
+    trained: dict[str, SeedRuns] = {}
+    for name, variant, state, n_seeds in runs:
+        results = []
         with timed(seconds, name):
-            trained[name] = train_variant(variant, data, cfg, ridge=ridge, out_dir=out,
-                                          encoder_state=state, progress=progress, tag=tag,
-                                          resume=resume and (out / f"{tag}.pt").exists())
-        r = trained[name].train
+            for i in range(n_seeds):
+                tag = _tag(name) if i == 0 else f"{_tag(name)}_seed{i}"
+                folder = out if i == 0 else out / "seeds"
+                folder.mkdir(exist_ok=True)
+                seeded = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + i))
+                results.append(train_variant(
+                    variant, data, seeded, ridge=ridge, out_dir=folder, encoder_state=state,
+                    progress=progress, tag=tag,
+                    resume=resume and (folder / f"{tag}.pt").exists()))
+        trained[name] = SeedRuns(results[0], results[1:])
+        r = results[0].train
         print(f"{name}: best val level r {r.best_level:.3f} (epoch {r.best_level_epoch}), "
               f"profile r {r.best_profile:.3f} (epoch {r.best_profile_epoch}); "
-              f"{seconds[name]:.0f} s")
-        r.history.to_csv(out / f"history_{tag}.csv", index=False)
+              f"{n_seeds} seed{'s' if n_seeds > 1 else ''} in {seconds[name]:.0f} s")
+        r.history.to_csv(out / f"history_{_tag(name)}.csv", index=False)
     return trained
+
+
+SEED_METRICS = ("pearson_tissue", "pearson_gene", "r2_tissue", "spearman_tissue")
+
+
+def seed_table(data: TrainingData, trained: dict[str, SeedRuns], ridge_pred: np.ndarray,
+               split: str = "test") -> pd.DataFrame:
+    """Mean and sd over seeds of each model's metrics on ``split``: one row per model
+    (ridge: deterministic, sd 0), columns ``<metric>_mean`` / ``<metric>_sd`` / ``seeds``."""
+    rows = []
+    preds = {RIDGE_NAME: [ridge_pred]}
+    preds.update({name: [vr.predictions for vr in runs.all] for name, runs in trained.items()})
+    for name, per_seed in preds.items():
+        _, _, res = evaluate_models(data, {str(i): p for i, p in enumerate(per_seed)},
+                                    split=split)
+        values = pd.DataFrame([r.summary for r in res.values()])
+        row = {"model": name, "seeds": len(per_seed)}
+        for m in SEED_METRICS:
+            row[f"{m}_mean"] = float(values[m].mean())
+            row[f"{m}_sd"] = float(values[m].std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seed_section(table: pd.DataFrame, split_name: str) -> list[str]:
+    """The report's Markdown section for :func:`seed_table`."""
+    lines = [f"## Models and ablations on the {split_name} genes (mean ± sd over seeds)", "",
+             "| model | seeds | per-tissue Pearson | per-gene Pearson (tissue specificity) | "
+             "r² (per tissue) |", "|---|---:|---:|---:|---:|"]
+    for r in table.itertuples(index=False):
+        cell = lambda m: f"{getattr(r, m + '_mean'):.3f} ± {getattr(r, m + '_sd'):.3f}"
+        lines.append(f"| {r.model} | {r.seeds} | {cell('pearson_tissue')} | "
+                     f"{cell('pearson_gene')} | {cell('r2_tissue')} |")
+    lines += ["", "fused: promoter encoder + GATv2 + label attention + linear path; graph_only: "
+              "no sequence; gat_only: graph_only without the linear path; "
+              "graph_only_no_labels: graph_only without the label read-out; linear_only: the "
+              "ridge-initialised linear path alone, fine-tuned; sequence_only: the promoter "
+              "alone. The other tables below are the seed-0 models (the saved checkpoints).",
+              ""]
+    return lines
 
 
 def _report_notes(cfg: RunConfig, data: TrainingData, unit: str,
@@ -320,8 +415,11 @@ def _report_notes(cfg: RunConfig, data: TrainingData, unit: str,
              f"selection — ridge alpha, early stopping — uses validation only), training "
              f"{len(data.rows['train'])} genes.",
              "fused = promoter sequence encoder + GATv2 over GO/Reactome/TF graph + gated "
-             "fusion + ridge-initialised membership linear path; graph_only drops the "
-             "sequence; sequence_only drops the graph and the membership path.",
+             "fusion + ridge-initialised membership linear path + tissue-conditional label "
+             "attention over each gene's most similar training genes (their observed "
+             "profiles; validation and test labels are never inputs) + gene-level features "
+             "(transcript span, exon count, TF-ness, annotation counts); graph_only drops the "
+             "sequence; sequence_only drops the graph, the labels and the membership path.",
              f"Per-gene metrics are Pearson across tissues after centring each gene "
              f"(tissue specificity). Unit: {unit}."]
     notes.append(f"{data.report['expression_genes_not_in_graph']} expression-table genes have a "
@@ -335,7 +433,7 @@ def _report_notes(cfg: RunConfig, data: TrainingData, unit: str,
 
 
 def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
-                   variants: tuple[str, ...] = ("fused", "graph_only", "sequence_only"),
+                   variants: tuple[str, ...] = DEMO_VARIANTS,
                    pretrained_encoder: str | os.PathLike | None = None, graph=None,
                    genes: list[str] | None = None, progress: bool = True,
                    command: str | None = None, resume: bool = False,
@@ -367,18 +465,22 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
                               encoder_state=encoder_state, progress=progress, resume=resume,
                               seconds=seconds)
     predictions = {RIDGE_NAME: ridge_predict(ridge, data, torch.arange(data.n_genes))}
-    predictions.update({name: vr.predictions for name, vr in trained.items()})
+    predictions.update({name: runs.main.predictions for name, runs in trained.items()})
     obs, preds, results = evaluate_models(data, predictions)
+    seeds = seed_table(data, trained, predictions[RIDGE_NAME])
+    atomic_write(out / "summary_seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
     unit = unit_label(cfg.data.unit)
     paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
                                     title="GeneSplice: held-out chromosome evaluation",
                                     command=command,
                                     notes=_report_notes(cfg, data, unit, pretrain_summary),
-                                    sections=report_sections or (), unit=unit)
+                                    sections=[*(report_sections or ()),
+                                              *seed_section(seeds, "test")], unit=unit)
     main = trained["fused"] if "fused" in trained else next(iter(trained.values()))
-    write_predictions(out / "predictions.csv", data, main.predictions, unit)
+    write_predictions(out / "predictions.csv", data, main.main.predictions, unit)
     summary = {"unit": unit, "seconds": seconds, "data": data.report,
                "metrics": {name: res.summary for name, res in results.items()},
+               "seed_metrics": seeds.set_index("model").to_dict(orient="index"),
                "report": str(paths.markdown), "plots": [str(p) for p in paths.plots]}
     save_json(out / "summary.json", summary)
     return summary

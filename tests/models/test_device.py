@@ -100,7 +100,8 @@ def test_training_and_prediction_on_cpu_equal_the_default():
 
 FACTORIES = {"zeros", "ones", "full", "arange", "tensor", "rand", "randn", "randint", "empty",
              "randperm", "eye", "linspace"}
-MODEL_CODE = ["model.py", "inference.py", "graph_encoder.py", "fusion.py", "attribution.py"]
+MODEL_CODE = ["model.py", "inference.py", "graph_encoder.py", "fusion.py", "attribution.py",
+              "label_attention.py"]
 
 
 def test_model_code_creates_no_tensor_without_a_device():
