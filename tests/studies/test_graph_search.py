@@ -49,12 +49,13 @@ def test_model_rows_and_selection(small, tmp_path, monkeypatch):
     # does not change it
     import genesplice.studies.graph_search as gsearch
 
-    fake = pd.DataFrame({"setting": ["a", "b"], "seconds": [1.0, 1.0],
-                         "val_tissue": [0.5, 0.5], "val_gene": [0.30, 0.20],
-                         "test_tissue": [0.5, 0.5], "test_gene": [0.10, 0.90]})
+    fake = pd.DataFrame({"setting": ["(defaults)", "a", "b"], "seconds": [1.0] * 3,
+                         "val_tissue": [0.5] * 3, "val_gene": [0.28, 0.30, 0.20],
+                         "test_tissue": [0.5] * 3, "test_gene": [0.50, 0.10, 0.90]})
     monkeypatch.setattr(gsearch, "prepare_from_config", lambda *a, **k: data)
     monkeypatch.setattr(gsearch, "model_table", lambda *a, **k: fake)
-    result = run_graph_search(cfg, tmp_path / "out")
+    result = run_graph_search(cfg, tmp_path / "out", margin=0.01)
     assert result["selected"] == "a"
-    assert "Selected on validation per-gene Pearson: **a**" in \
-        (tmp_path / "out" / "graph_search.md").read_text()
+    assert "**a** (val 0.3000, test 0.1000)" in (tmp_path / "out" / "graph_search.md").read_text()
+    # within the margin the defaults stay
+    assert gsearch.select(fake, margin=0.05) == "(defaults)"
