@@ -369,6 +369,43 @@ def _run_long_sequence_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="TSS-window embeddings of genes into an on-disk cache "
+                                     "(reused while encoder, genome, window and genes match)")
+    p.add_argument("--genome", nargs="+", default=None, metavar="FASTA",
+                   help="indexed FASTA files, plain or bgzip (default: the bundled GRCh37 chr20 "
+                        "and chrX 1-70 Mb)")
+    p.add_argument("--tss", default=None, metavar="FILE",
+                   help="TSS table: BED, GTF or TSV (default: the bundled hg19 TSS BED)")
+    p.add_argument("--upstream", type=int, default=50_000, help="bases before the TSS (50000)")
+    p.add_argument("--downstream", type=int, default=50_000, help="bases from the TSS on (50000)")
+    p.add_argument("--encoder", default=None, metavar="CK",
+                   help="encoder checkpoint from `genesplice pretrain` (default: a randomly "
+                        "initialised long_study encoder, seed 0)")
+    p.add_argument("--genes", nargs="+", default=None, metavar="GENE",
+                   help="gene ids of the TSS table (default: every gene in it)")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (4)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default)")
+    p.add_argument("--out", default="runs/embeddings",
+                   help="the embedding store folder (default runs/embeddings)")
+    _add_device(p, "auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from genesplice.training.embed import WindowSpec, embed_files, summary_lines
+
+    spec = WindowSpec(args.upstream, args.downstream)
+    _, report = embed_files(args.genome, args.tss, spec, args.out, encoder_path=args.encoder,
+                            genes=args.genes, batch_size=args.batch_size,
+                            device=args.device or "auto", num_threads=args.threads or None,
+                            progress=not args.quiet)
+    print("\n".join(summary_lines(report)))
+    return 0
+
+
 def _add_graph_search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("graph-search",
                        help="label smoothers and graph-model settings, selected on the "
@@ -409,6 +446,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_predict,
     _add_explain,
     _add_pretrain,
+    _add_embed,
     _add_long_sequence_study,
     _add_graph_search,
 ]
