@@ -120,11 +120,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields, e.g. train.epochs=20 model.hidden=64 "
                         "pretrain.steps=0")
-    p.add_argument("--variants", nargs="+", default=["fused"],
+    p.add_argument("--variants", nargs="+", default=None,
                    choices=["fused", "graph_only", "gat_only", "graph_only_no_labels",
-                            "linear_only", "sequence_only"],
+                            "linear_only", "sequence_only", "promoter_graph", "window_graph",
+                            "window_only"],
                    help="models to train (ablations of the fused model), each with "
-                        "train.seeds seeds")
+                        "train.seeds seeds (default: train.variants of the config, else fused)")
     p.add_argument("--pretrained-encoder", default=None,
                    help="encoder checkpoint from `genesplice pretrain` to start from")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
@@ -141,7 +142,8 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = with_overrides(cfg, args.overrides)
     if args.device is not None:
         cfg = with_overrides(cfg, [f"train.device={args.device}"])
-    summary = run_experiment(cfg, args.out, variants=tuple(args.variants),
+    variants = tuple(args.variants or cfg.train.variants or ("fused",))
+    summary = run_experiment(cfg, args.out, variants=variants,
                              pretrained_encoder=args.pretrained_encoder,
                              progress=not args.quiet, resume=args.resume,
                              command="genesplice " + " ".join(sys.argv[1:]))

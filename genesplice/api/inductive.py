@@ -163,7 +163,8 @@ class InductiveMixin(LookupMixin):
         return append_genes(self._inputs, self._seq, n_new=len(new),
                             edges=NewGeneEdges(ei, ea, label_ei, label_ea),
                             membership_rows=member_rows, tokens=tokens, mask=mask,
-                            has_sequence=has, gene_features=self._gene_level(new))
+                            has_sequence=has,
+                            node_inputs={"gene_features": self._gene_level(new)})
 
     def _gene_level(self, new: list[NewGene]) -> torch.Tensor | None:
         """New genes' gene-level features, standardised as in training: annotation counts

@@ -107,7 +107,8 @@ class NewGeneEdges:
 def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
                  edges: NewGeneEdges, membership_rows: Sequence[Tensor] | None = None,
                  tokens: Tensor | None = None, mask: Tensor | None = None,
-                 has_sequence: Tensor | None = None, gene_features: Tensor | None = None
+                 has_sequence: Tensor | None = None,
+                 node_inputs: dict[str, Tensor] | None = None
                  ) -> tuple[GraphInputs, SequenceInputs | None, Tensor]:
     """Append ``n_new`` gene nodes; returns ``(graph, sequences, new_rows [k])`` (copies; the
     inputs are not changed).
@@ -116,7 +117,8 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
     them). ``membership_rows``: one LongTensor of feature columns per new gene.
     ``tokens``/``mask`` ``[k', l]``: sequences of the new genes where ``has_sequence [k]`` is
     True (``k' = has_sequence.sum()``; all new genes when ``has_sequence`` is None).
-    ``gene_features [k, f]``: their gene-level features (default 0: the average gene).
+    ``node_inputs``: their rows of per-gene inputs (:data:`PER_GENE`, e.g.
+    ``gene_features [k, f]``); those left out are 0 / False.
     """
     n_old = graph.num_nodes["gene"]
     num_nodes = {**graph.num_nodes, "gene": n_old + n_new}
@@ -138,7 +140,7 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
             (n_new - len(rows))
         membership = _append_csr_rows(membership, rows)
     new_rows = torch.arange(n_old, n_old + n_new, device=_graph_device(graph))
-    labels = _append_labels(graph, n_new, edges, gene_features)
+    labels = _append_labels(graph, n_new, edges, node_inputs)
     out_seq = seq
     if tokens is not None:
         with_seq = new_rows if has_sequence is None else new_rows[has_sequence]
@@ -156,27 +158,32 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
     return GraphInputs(num_nodes, ei_dict, ea_dict, membership, **labels), out_seq, new_rows
 
 
+#: per-gene dense inputs of :class:`GraphInputs` that graph surgery carries row by row, and
+#: the ones a copy of a gene keeps from its original (labels are not: a copy is unlabelled)
+PER_GENE = ("gene_features", "window_features", "has_window", "labels", "labelled")
+COPIED = ("gene_features", "window_features", "has_window")
+
+
 def _append_labels(graph: GraphInputs, n_new: int, edges: NewGeneEdges,
-                   gene_features: Tensor | None) -> dict[str, Tensor]:
-    """The per-gene inputs with ``n_new`` genes appended: gene-level features (given, or the
-    average gene's, 0 once standardised) and the label read-out's inputs (unlabelled, with
-    their incoming label edges if given)."""
+                   node_inputs: dict[str, Tensor] | None) -> dict[str, Tensor]:
+    """The per-gene inputs (:data:`PER_GENE`) with ``n_new`` genes appended — given in
+    ``node_inputs``, else 0 / False (for standardised gene-level features: the average
+    gene; for labels: unlabelled) — and the label edges into them, if given."""
+    given = node_inputs or {}
     out = {}
-    if graph.gene_features is not None:
-        f = graph.gene_features
-        new = (f.new_zeros(n_new, f.shape[1]) if gene_features is None
-               else gene_features.to(f.device, f.dtype))
-        out["gene_features"] = torch.cat([f, new])
-    if graph.labels is None:
-        return out
-    out |= {"labels": torch.cat([graph.labels, graph.labels.new_zeros(n_new,
-                                                                    graph.labels.shape[1])]),
-           "labelled": torch.cat([graph.labelled, graph.labelled.new_zeros(n_new)])}
+    for name in PER_GENE:
+        t = getattr(graph, name)
+        if t is None:
+            continue
+        new = given.get(name)
+        new = t.new_zeros((n_new, *t.shape[1:])) if new is None else new.to(t.device, t.dtype)
+        out[name] = torch.cat([t, new])
     ei, ea = graph.label_edge_index, graph.label_edge_attr
     if ei is not None and edges.label_edge_index is not None:
         ei = torch.cat([ei, edges.label_edge_index.to(ei.device, ei.dtype)], dim=1)
         ea = torch.cat([ea, edges.label_edge_attr.to(ea.device, ea.dtype)])
-    out.update(label_edge_index=ei, label_edge_attr=ea)
+    if ei is not None:
+        out.update(label_edge_index=ei, label_edge_attr=ea)
     return out
 
 
@@ -212,11 +219,12 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
     if graph.membership is not None:
         crow, col = graph.membership.crow_indices(), graph.membership.col_indices()
         membership_rows = [col[crow[r]:crow[r + 1]] for r in rows.tolist()]
-    features = None if graph.gene_features is None else graph.gene_features[rows]
+    kept = {name: getattr(graph, name)[rows] for name in COPIED
+            if getattr(graph, name) is not None}
     return append_genes(graph, seq, n_new=k,
                         edges=NewGeneEdges(edge_index, edge_attr, label_ei, label_ea),
                         membership_rows=membership_rows, tokens=tokens, mask=mask,
-                        gene_features=features)
+                        node_inputs=kept)
 
 
 def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
@@ -233,11 +241,8 @@ def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
         membership = _keep_csr_rows(membership, kept)
     out_seq = remap_sequences(seq, new_index)
     num_nodes = {**graph.num_nodes, "gene": int(kept.sum())}
-    labels = {}
-    if graph.gene_features is not None:
-        labels["gene_features"] = graph.gene_features[kept]
-    if graph.labels is not None:
-        labels.update(labels=graph.labels[kept], labelled=graph.labelled[kept])
+    labels = {name: getattr(graph, name)[kept] for name in PER_GENE
+              if getattr(graph, name) is not None}
     if graph.label_edge_index is not None:
         ei = graph.label_edge_index
         keep = kept[ei[0]] & kept[ei[1]]

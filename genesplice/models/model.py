@@ -42,6 +42,8 @@ class FusedModelConfig:
     use_membership: bool = True
     use_gat: bool = True
     use_gene_features: bool = True
+    use_promoter: bool = True        # read the promoter tokens (when the data have them)
+    use_window: bool = True          # read the cached window embeddings (when the data have them)
     label_attention: bool = False
     label_init: float = 0.4          # starting blend weight of the label read-out per column
     graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
@@ -92,6 +94,8 @@ class GraphInputs:
     ``label_edge_attr [e, k]``. ``gene_features [n_genes, f]``: per-gene features known
     before any expression is measured (gene structure, TF-ness, annotation counts;
     standardised), added to every gene's input state in the graph variants.
+    ``window_features [n_genes, d_w]`` / ``has_window [n_genes]``: cached embeddings of each
+    gene's long genome window (0 / False where the genome lacks it), a second sequence view.
     """
 
     num_nodes: dict[str, int]
@@ -103,6 +107,8 @@ class GraphInputs:
     label_edge_index: Tensor | None = None
     label_edge_attr: Tensor | None = None
     gene_features: Tensor | None = None
+    window_features: Tensor | None = None
+    has_window: Tensor | None = None
 
     @property
     def has_labels(self) -> bool:
@@ -111,7 +117,8 @@ class GraphInputs:
     def _tensors(self) -> dict[str, Tensor]:
         return {k: getattr(self, k) for k in ("membership", "labels", "labelled",
                                               "label_edge_index", "label_edge_attr",
-                                              "gene_features")
+                                              "gene_features", "window_features",
+                                              "has_window")
                 if getattr(self, k) is not None}
 
     def drop_edges(self, p: float, generator: torch.Generator | None = None) -> "GraphInputs":
@@ -218,7 +225,8 @@ class GeneSpliceModel(nn.Module):
                  num_nodes: dict[str, int], edge_types: list[EdgeType],
                  edge_dims: dict[EdgeType, int] | None = None, n_membership_features: int = 0,
                  sequence_encoder: nn.Module | None = None, sequence_dim: int | None = None,
-                 label_edge_dim: int = 1, n_gene_features: int = 0) -> None:
+                 label_edge_dim: int = 1, n_gene_features: int = 0,
+                 window_dim: int = 0) -> None:
         super().__init__()
         self.config = config
         d = config.hidden
@@ -253,6 +261,12 @@ class GeneSpliceModel(nn.Module):
                 ProjectionHead(d, config.proj_dim)
         else:
             self.proj_seq = self.proj_graph = None
+        if config.uses_sequence and config.use_window and window_dim > 0:
+            self.window_proj = nn.Sequential(nn.Linear(window_dim, d), nn.LayerNorm(d))
+            self.no_window = nn.Parameter(torch.zeros(d))
+        else:
+            self.window_proj = None
+            self.register_parameter("no_window", None)
         self.gene_feature_proj = (nn.Linear(n_gene_features, d)
                                   if config.uses_graph and config.use_gene_features
                                   and n_gene_features > 0 else None)
@@ -328,10 +342,16 @@ class GeneSpliceModel(nn.Module):
 
     def input_states(self, graph: GraphInputs, seq: SequenceInputs | None, gene_rows: Tensor
                      ) -> tuple[Tensor, Tensor]:
-        """Every gene's input state ``[n_genes, d]`` — its sequence view
-        (:meth:`sequence_view`) plus its gene-level features where the model reads them —
-        and ``has_sequence [n_genes]``."""
+        """Every gene's input state ``[n_genes, d]`` — its promoter view
+        (:meth:`sequence_view`), its window view and its gene-level features, each where the
+        model reads it — and ``has_sequence [n_genes]`` (a promoter or a window)."""
+        seq = seq if self.config.use_promoter else None
         h, has = self.sequence_view(graph.num_nodes["gene"], seq, gene_rows)
+        if self.window_proj is not None and graph.window_features is not None:
+            window = graph.has_window[:, None]
+            h = h + torch.where(window, self.window_proj(graph.window_features),
+                                self.no_window)
+            has = has | graph.has_window
         if self.gene_feature_proj is not None and graph.gene_features is not None:
             h = h + self.gene_feature_proj(graph.gene_features)
         return h, has

@@ -37,6 +37,9 @@ __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "PretrainConfig", "RidgeC
 
 T = TypeVar("T")
 
+#: what DNA each gene is represented by (``[data] sequence_view``)
+SEQUENCE_VIEWS = ("promoter", "window", "both")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -47,6 +50,16 @@ class DataConfig:
     folder (built there when empty; default ``graphs/built/human_default``);
     ``gene_structure_path``: canonical transcripts (gene span, exon count) for the gene-level
     features (default the bundled GENCODE V24 table).
+
+    Each gene's DNA (``sequence_view``): ``promoter`` — the promoter FASTA's 60 bp core
+    promoters; ``window`` — ``[tss - window_upstream, tss + window_downstream)`` cut from the
+    genome (``genome_paths``: indexed FASTA files, plain or bgzip, any naming; default the
+    bundled GRCh37 chr20 + chrX 1–70 Mb) at the TSS of ``window_tss_path`` (BED / GTF / TSV;
+    default the bundled hg19 CAGE TSS), embedded once by ``window_encoder`` (a ``genesplice
+    pretrain`` checkpoint; default a seeded random ``long_study`` encoder) into the cache
+    ``embedding_cache`` (default ``<out_dir>/embeddings``); ``both`` — the two views together.
+    Genes the genome lacks keep the promoter (or the model's "no sequence" vector); they are
+    counted in the report.
     """
 
     expression_path: str = ""
@@ -55,11 +68,36 @@ class DataConfig:
     graph_path: str = ""
     gene_structure_path: str = ""
     unit: str = "log10_ntpm1"
+    sequence_view: str = "promoter"
+    genome_paths: tuple[str, ...] = ()
+    window_tss_path: str = ""
+    window_upstream: int = 50_000
+    window_downstream: int = 50_000
+    window_encoder: str = ""
+    embedding_cache: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "genome_paths", tuple(str(p) for p in self.genome_paths))
         units = ("log10_ntpm1", "log1p_ntpm", "ntpm")
         if self.unit not in units:
             raise GeneSpliceInputError(f"data.unit = {self.unit!r} (expected one of {units})")
+        if self.sequence_view not in SEQUENCE_VIEWS:
+            raise GeneSpliceInputError(f"data.sequence_view = {self.sequence_view!r} (expected "
+                                       f"one of {list(SEQUENCE_VIEWS)})")
+        length = self.window_upstream + self.window_downstream
+        if self.window_upstream < 0 or self.window_downstream < 0 or not \
+                1 <= length <= 1_048_576:
+            raise GeneSpliceInputError(
+                f"data.window_upstream/window_downstream = {self.window_upstream}/"
+                f"{self.window_downstream} (expected >= 0 each, 1 … 1,048,576 bp in all)")
+
+    @property
+    def uses_window(self) -> bool:
+        return self.sequence_view in ("window", "both")
+
+    @property
+    def uses_promoter(self) -> bool:
+        return self.sequence_view in ("promoter", "both")
 
 
 @dataclass(frozen=True)
@@ -147,12 +185,15 @@ class TrainConfig:
                                       # available, else MPS, else CPU (training and inference)
     seeds: int = 3                    # each neural model is trained with seeds seed .. seed+n-1
                                       # (reports: mean ± sd; checkpoints/predictions: seed)
+    variants: tuple[str, ...] = ()    # models `genesplice train` trains (--variants wins);
+                                      # () = fused
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_chromosomes",
                            tuple(normalize_chromosome(c) for c in self.test_chromosomes))
         object.__setattr__(self, "val_chromosomes",
                            tuple(normalize_chromosome(c) for c in self.val_chromosomes))
+        object.__setattr__(self, "variants", tuple(self.variants))
         problems = _train_problems(self)
         if problems:
             raise GeneSpliceInputError("; ".join(problems))

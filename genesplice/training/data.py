@@ -189,7 +189,8 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
                           genes: list[str] | None = None,
                           resolver: GeneResolver | None = None,
                           similar_genes: int = 0,
-                          gene_structure: pd.DataFrame | None = None) -> TrainingData:
+                          gene_structure: pd.DataFrame | None = None,
+                          window_embeddings: np.ndarray | None = None) -> TrainingData:
     """Align expression, split, features, function labels and sequences to the graph's genes.
 
     ``genes`` optionally restricts the *labelled* genes (e.g. a few hundred for a quick test);
@@ -199,7 +200,8 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     training genes (0: no label read-out inputs). ``gene_structure``: canonical transcripts
     (:func:`~genesplice.annotations.gene_structure.read_gene_structure`) for the gene-level
     features (:func:`~genesplice.graph.features.gene_level_features`, standardised on the
-    training genes).
+    training genes). ``window_embeddings [n_genes, d]``: cached embeddings of each gene's
+    genome window in graph gene order, NaN rows where the genome lacks it (the window view).
     """
     gene_ids = list(graph.node_ids["gene"])
     index = {g: i for i, g in enumerate(gene_ids)}
@@ -231,7 +233,8 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     features = features.standardized(rows["train"].numpy())
     report["gene_features"] = list(features.feature_names)
     graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x), **labels,
-                               gene_features=torch.from_numpy(features.matrix))
+                               gene_features=torch.from_numpy(features.matrix),
+                               **_window_inputs(window_embeddings, rows, report))
 
     checksums: dict[str, str] = {}
     sequences, n_seq = None, 0
@@ -337,6 +340,20 @@ def _message_graph(graph: KnowledgeGraph, roots: list[int], report: dict
     keep = set(message_edges(ei_dict))
     return ({et: v for et, v in ei_dict.items() if et in keep},
             {et: v for et, v in ea_dict.items() if et in keep})
+
+
+def _window_inputs(embeddings: np.ndarray | None, rows: dict[str, torch.Tensor], report: dict
+                   ) -> dict[str, torch.Tensor]:
+    """``window_features`` (0 where missing) and ``has_window`` from the cached window
+    embeddings, with how many genes of each split have a window in the report."""
+    if embeddings is None:
+        return {}
+    has = np.isfinite(embeddings).all(axis=1)
+    report["genes_with_window"] = int(has.sum())
+    report.update({f"n_{k}_with_window": int(has[v.numpy()].sum()) for k, v in rows.items()})
+    return {"window_features": torch.from_numpy(np.where(has[:, None], embeddings, 0.0)
+                                                .astype(np.float32)),
+            "has_window": torch.from_numpy(has)}
 
 
 def _degrees(ei_dict: dict, n_genes: int) -> dict[str, np.ndarray]:

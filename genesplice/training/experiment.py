@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -26,13 +27,15 @@ from genesplice.graph.build import build_graph
 from genesplice.graph.features import MembershipFeatures
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.atomic import atomic_write, atomic_write_text
-from genesplice.io.constants import EPDNEW_PROMOTERS, unit_label
+from genesplice.io.constants import EPDNEW_PROMOTERS, GRCH37_FASTAS, TSS_BED_HG19, unit_label
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
 from genesplice.models.device import resolve_device
 from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
+from genesplice.sequence.genome import Genome
 from genesplice.sequence.promoters import read_promoter_fasta
+from genesplice.sequence.tss import read_tss
 from genesplice.training.checkpoint import load_checkpoint
 from genesplice.training.config import (
     RunConfig,
@@ -41,6 +44,13 @@ from genesplice.training.config import (
     save_config,
 )
 from genesplice.training.data import TrainingData, prepare_training_data
+from genesplice.training.embed import (
+    WindowSpec,
+    embed_windows,
+    load_encoder,
+    seeded_encoder,
+    summary_lines,
+)
 from genesplice.training.loop import TrainResult, predict_rows, train_model
 from genesplice.training.metrics import evaluate_predictions
 from genesplice.training.pretrain import (
@@ -69,6 +79,10 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "linear_only": ("graph_only", {"use_gat": False, "label_attention": False,
                                    "use_gene_features": False}),    # the linear path alone
     "sequence_only": ("sequence_only", {}),           # no graph, no labels, no linear path
+    # with a window view (data.sequence_view = "both"): which DNA the model reads
+    "promoter_graph": ("fused", {"use_window": False}),              # promoter + graph
+    "window_graph": ("fused", {"use_promoter": False}),              # window + graph
+    "window_only": ("sequence_only", {"use_promoter": False}),       # the window alone
 }
 #: what ``genesplice demo`` trains (each with ``train.seeds`` seeds)
 DEMO_VARIANTS = ("fused", "graph_only", "gat_only", "graph_only_no_labels", "linear_only",
@@ -89,7 +103,8 @@ def model_args(data: TrainingData, model_cfg: FusedModelConfig,
             "label_edge_dim": (1 if gi.label_edge_attr is None
                                else int(gi.label_edge_attr.shape[1])),
             "n_gene_features": (0 if gi.gene_features is None
-                                else int(gi.gene_features.shape[1]))}
+                                else int(gi.gene_features.shape[1])),
+            "window_dim": 0 if gi.window_features is None else int(gi.window_features.shape[1])}
 
 
 def build_model(args: dict) -> GeneSpliceModel:
@@ -106,7 +121,7 @@ def build_model(args: dict) -> GeneSpliceModel:
         edge_dims={tuple(e): d for e, d in args["edge_dims"]},
         n_membership_features=args["n_membership_features"], sequence_encoder=encoder,
         sequence_dim=dim, label_edge_dim=args.get("label_edge_dim", 1),
-        n_gene_features=args.get("n_gene_features", 0))
+        n_gene_features=args.get("n_gene_features", 0), window_dim=args.get("window_dim", 0))
 
 
 def _membership(data: TrainingData) -> MembershipFeatures:
@@ -178,7 +193,12 @@ def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: Ri
     if variant != "fused":  # the contrastive views exist only in the fused model
         train_cfg = replace(train_cfg, contrastive_weight=0.0)
     device = resolve_device(cfg.train.device)
-    result = train_model(model, data, train_cfg, checkpoint_path=out_dir / f"{tag}.pt",
+    train_data = _rows_it_can_read(data, model_cfg)
+    if train_data is not data:          # a few hundred genes: at least 10 steps per epoch
+        n_train = len(train_data.rows["train"])
+        train_cfg = replace(train_cfg, batch_size=max(1, min(train_cfg.batch_size or n_train,
+                                                             math.ceil(n_train / 10))))
+    result = train_model(model, train_data, train_cfg, checkpoint_path=out_dir / f"{tag}.pt",
                          resume=resume, config_dict=config_to_dict(cfg), model_args=args,
                          progress=progress, stop_after_epoch=stop_after_epoch, desc=tag,
                          device=device)
@@ -187,6 +207,19 @@ def train_variant(variant: str, data: TrainingData, cfg: RunConfig, *, ridge: Ri
                         profile_state=result.profile_state,
                         device=device).numpy()
     return VariantResult(variant, result, model, args, pred)
+
+
+def _rows_it_can_read(data: TrainingData, model_cfg: FusedModelConfig) -> TrainingData:
+    """A model whose only input is the window view learns from (and is early-stopped on) the
+    genes that have a window; every other model on every labelled gene."""
+    only_window = (model_cfg.variant == "sequence_only" and not model_cfg.use_promoter
+                   and data.graph_inputs.has_window is not None)
+    if not only_window:
+        return data
+    has = data.graph_inputs.has_window
+    rows = {k: v[has[v]] for k, v in data.rows.items()}
+    log.info("window-only model: %s genes with a window", {k: len(v) for k, v in rows.items()})
+    return replace(data, rows=rows)
 
 
 def load_trained(checkpoint: str | os.PathLike) -> tuple[GeneSpliceModel, dict, dict, dict]:
@@ -262,8 +295,11 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
     expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
     chrom = gene_chromosomes(cfg.data.tss_path or None)
-    promoters = read_promoter_fasta(cfg.data.promoters_path or knowledge_path(EPDNEW_PROMOTERS))
+    promoters = (read_promoter_fasta(cfg.data.promoters_path or knowledge_path(EPDNEW_PROMOTERS))
+                 if cfg.data.uses_promoter else None)
     structure, _ = read_gene_structure(cfg.data.gene_structure_path or None)
+    windows = (window_embeddings(cfg, list(graph.node_ids["gene"]), expr, progress=progress)
+               if cfg.data.uses_window else None)
     return prepare_training_data(graph, expr, gene_chromosomes=chrom, promoters=promoters,
                                  test_chromosomes=cfg.train.test_chromosomes,
                                  val_chromosomes=cfg.train.val_chromosomes,
@@ -271,7 +307,33 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
                                  genes=genes, resolver=default_resolver(),
                                  similar_genes=(cfg.model.similar_genes
                                                 if cfg.model.reads_labels else 0),
-                                 gene_structure=structure)
+                                 gene_structure=structure, window_embeddings=windows)
+
+
+def window_embeddings(cfg: RunConfig, gene_ids: list[str], expression, *,
+                      progress: bool = True) -> np.ndarray:
+    """``[n_genes, d]`` cached embeddings of each graph gene's genome window (NaN rows where
+    the genome or the TSS table lacks it), from ``cfg.data``'s genome, TSS table, window and
+    encoder (:func:`~genesplice.training.embed.embed_windows`; the store is reused while its
+    keys match). Genes are looked up in the TSS table by the expression table's Ensembl id,
+    else by symbol; what was skipped is printed."""
+    d = cfg.data
+    genome = Genome(list(d.genome_paths) or [knowledge_path(p) for p in GRCH37_FASTAS])
+    tss = read_tss(d.window_tss_path or knowledge_path(TSS_BED_HG19))
+    encoder = load_encoder(d.window_encoder) if d.window_encoder else seeded_encoder()
+    ids, seen = [], set()
+    for g in gene_ids:
+        e = expression.ensembl_ids.get(g)
+        key = e if isinstance(e, str) and e and e not in seen else g
+        seen.add(key)
+        ids.append(key)
+    store = Path(d.embedding_cache or Path(cfg.out_dir) / "embeddings")
+    with genome:
+        emb, report = embed_windows(encoder, genome, tss, ids,
+                                    WindowSpec(d.window_upstream, d.window_downstream), store,
+                                    device=cfg.train.device, progress=progress)
+    print("\n".join(summary_lines(report)))
+    return emb
 
 
 def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.DataFrame:
@@ -367,7 +429,8 @@ def _train_variants(cfg: RunConfig, data: TrainingData, ridge: RidgeBaseline, ou
     return trained
 
 
-SEED_METRICS = ("pearson_tissue", "pearson_gene", "r2_tissue", "spearman_tissue")
+SEED_METRICS = ("pearson_tissue", "pearson_gene", "r2_tissue", "spearman_tissue",
+                "pearson_median")
 
 
 def seed_table(data: TrainingData, trained: dict[str, SeedRuns], ridge_pred: np.ndarray,
@@ -393,16 +456,19 @@ def seed_section(table: pd.DataFrame, split_name: str) -> list[str]:
     """The report's Markdown section for :func:`seed_table`."""
     lines = [f"## Models and ablations on the {split_name} genes (mean ± sd over seeds)", "",
              "| model | seeds | per-tissue Pearson | per-gene Pearson (tissue specificity) | "
-             "r² (per tissue) |", "|---|---:|---:|---:|---:|"]
+             "r² (per tissue) | median-expression Pearson |", "|---|---:|---:|---:|---:|---:|"]
     for r in table.itertuples(index=False):
         cell = lambda m: f"{getattr(r, m + '_mean'):.3f} ± {getattr(r, m + '_sd'):.3f}"
         lines.append(f"| {r.model} | {r.seeds} | {cell('pearson_tissue')} | "
-                     f"{cell('pearson_gene')} | {cell('r2_tissue')} |")
+                     f"{cell('pearson_gene')} | {cell('r2_tissue')} | "
+                     f"{cell('pearson_median')} |")
     lines += ["", "fused: promoter encoder + GATv2 + label attention + linear path; graph_only: "
               "no sequence; gat_only: graph_only without the linear path; "
               "graph_only_no_labels: graph_only without the label read-out; linear_only: the "
               "ridge-initialised linear path alone, fine-tuned; sequence_only: the promoter "
-              "alone. The other tables below are the seed-0 models (the saved checkpoints).",
+              "alone; promoter_graph / window_graph / window_only: which DNA view a model reads "
+              "when the data have both. The other tables below are the seed-0 models (the "
+              "saved checkpoints).",
               ""]
     return lines
 
@@ -450,6 +516,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, out_dir=str(out))        # the run folder is where it writes
     save_config(cfg, out / "config.toml")
     seconds: dict[str, float] = {}
     with timed(seconds, "data"):

@@ -303,8 +303,16 @@ def _train_epoch(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, o
 
 def _validate(model: GeneSpliceModel, data: TrainingData, state: _Progress,
               stalled: dict[str, int], epoch: int) -> dict[str, float]:
-    """Score the validation genes (step 4); keep the best level / profile weights."""
+    """Score the validation genes (step 4); keep the best level / profile weights. Without
+    validation genes every epoch counts as the best so far: the latest weights are kept."""
     val_rows = data.rows["val"]
+    if len(val_rows) == 0:
+        for key in ("level", "profile"):
+            state.best[key], state.best_epoch[key] = math.nan, epoch + 1
+            state.best_state[key] = _state(model)
+            stalled[key] = 0
+        return {"val_level_pearson": math.nan, "val_gene_pearson": math.nan,
+                "val_tissue_pearson": math.nan}
     pred = predict_rows(model, data, val_rows)
     scores = validation_scores(pred, data.y[val_rows], data.observed[val_rows])
     for key, metric in (("level", "val_level_pearson"), ("profile", "val_gene_pearson")):

@@ -129,14 +129,26 @@ def per_gene_metrics(observed: pd.DataFrame, predicted: pd.DataFrame) -> pd.Data
     })
 
 
+def _median_pearson(observed: pd.DataFrame, predicted: pd.DataFrame) -> float:
+    """Pearson across genes of the per-gene median over observed tissues (NaN-aware)."""
+    mask = observed.notna().to_numpy()
+    obs = np.nanmedian(np.where(mask, observed.to_numpy(float), np.nan), axis=1)
+    pred = np.nanmedian(np.where(mask, predicted.to_numpy(float), np.nan), axis=1)
+    ok = np.isfinite(obs) & np.isfinite(pred)
+    return float(masked_pearson(pred[ok][None], obs[ok][None], np.ones((1, int(ok.sum())), bool),
+                                axis=1)[0]) if ok.sum() > 2 else float("nan")
+
+
 def evaluate_predictions(observed: pd.DataFrame, predicted: pd.DataFrame, *,
                          model: str = "model") -> EvaluationResult:
     """Per-tissue and per-gene metrics plus a summary dict.
 
     Summary keys: model, n_genes, n_tissues, n_observed, pearson_tissue, spearman_tissue,
     r2_tissue (means over tissues), pearson_gene, spearman_gene, r2_gene (means over genes with a
-    defined value), n_gene_undefined (genes whose per-gene Pearson is NaN), r2_pooled (one r²
-    over every observed cell), mse (over every observed cell).
+    defined value), n_gene_undefined (genes whose per-gene Pearson is NaN), pearson_median
+    (Pearson across genes of each gene's median over its observed tissues — the "median
+    expression" of Xpresso-style models), r2_pooled (one r² over every observed cell), mse
+    (over every observed cell).
     """
     pt = per_tissue_metrics(observed, predicted)
     pg = per_gene_metrics(observed, predicted)
@@ -158,6 +170,7 @@ def evaluate_predictions(observed: pd.DataFrame, predicted: pd.DataFrame, *,
         "spearman_gene": float(pg["spearman_centred"].mean()),
         "r2_gene": float(pg["r2_centred"].mean()),
         "n_gene_undefined": int(pg["pearson_centred"].isna().sum()),
+        "pearson_median": _median_pearson(observed, pred),
         "r2_pooled": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "mse": ss_res / o.size if o.size else float("nan"),
     }
