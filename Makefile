@@ -25,6 +25,7 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/build_graph.py
 	$(PY) benchmarks/sequence_encoder.py
+	$(PY) benchmarks/embed_throughput.py
 
 clean-venv:
 	rm -rf $(VENV)
