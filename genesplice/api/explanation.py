@@ -108,7 +108,7 @@ class ExplanationMixin(PredictionMixin):
         far it pulls the prediction, in the unit) and ``shared_annotations`` (the rarest GO
         terms / pathways / regulators the two genes share — the path the similarity came
         through). Sorted by ``|contribution|``; ``top`` keeps the strongest."""
-        if not self._model.config.reads_labels:
+        if not self._model.config.label_attention:
             raise GeneSpliceInputError(f"this {self.variant!r} model reads no labels")
         gid, row = self._row_of(gene)
         (col,) = self._tissue_columns(tissue)
@@ -213,7 +213,7 @@ class ExplanationMixin(PredictionMixin):
         neighbours = (self.attention(gid, top=top) if self._model.config.uses_gat
                       else pd.DataFrame())
         labelled = (self.labelled_neighbours(gid, col, top=top)
-                    if self._model.config.reads_labels else None)
+                    if self._model.config.label_attention else None)
         attributions = None
         if self.promoter(gid) is not None and self._model.config.uses_sequence:
             attributions = self.attributions(gid, col, ism_window=ism_window)

@@ -140,7 +140,7 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
             (n_new - len(rows))
         membership = _append_csr_rows(membership, rows)
     new_rows = torch.arange(n_old, n_old + n_new, device=_graph_device(graph))
-    labels = _append_labels(graph, n_new, edges, node_inputs)
+    per_gene = _append_node_inputs(graph, n_new, edges, node_inputs)
     out_seq = seq
     if tokens is not None:
         with_seq = new_rows if has_sequence is None else new_rows[has_sequence]
@@ -155,7 +155,7 @@ def append_genes(graph: GraphInputs, seq: SequenceInputs | None, *, n_new: int,
             out_seq = SequenceInputs(gene_rows=torch.cat([seq.gene_rows, with_seq]),
                                      tokens=_pad_cat(seq.tokens, tokens, PAD_INDEX),
                                      mask=_pad_cat(seq.mask, mask, False))
-    return GraphInputs(num_nodes, ei_dict, ea_dict, membership, **labels), out_seq, new_rows
+    return GraphInputs(num_nodes, ei_dict, ea_dict, membership, **per_gene), out_seq, new_rows
 
 
 #: per-gene dense inputs of :class:`GraphInputs` that graph surgery carries row by row, and
@@ -164,7 +164,7 @@ PER_GENE = ("gene_features", "window_features", "has_window", "labels", "labelle
 COPIED = ("gene_features", "window_features", "has_window")
 
 
-def _append_labels(graph: GraphInputs, n_new: int, edges: NewGeneEdges,
+def _append_node_inputs(graph: GraphInputs, n_new: int, edges: NewGeneEdges,
                    node_inputs: dict[str, Tensor] | None) -> dict[str, Tensor]:
     """The per-gene inputs (:data:`PER_GENE`) with ``n_new`` genes appended — given in
     ``node_inputs``, else 0 / False (for standardised gene-level features: the average
@@ -241,14 +241,14 @@ def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor
         membership = _keep_csr_rows(membership, kept)
     out_seq = remap_sequences(seq, new_index)
     num_nodes = {**graph.num_nodes, "gene": int(kept.sum())}
-    labels = {name: getattr(graph, name)[kept] for name in PER_GENE
-              if getattr(graph, name) is not None}
+    per_gene = {name: getattr(graph, name)[kept] for name in PER_GENE
+                if getattr(graph, name) is not None}
     if graph.label_edge_index is not None:
         ei = graph.label_edge_index
         keep = kept[ei[0]] & kept[ei[1]]
-        labels.update(label_edge_index=new_index[ei[:, keep]],
-                      label_edge_attr=graph.label_edge_attr[keep])
-    return (GraphInputs(num_nodes, ei_dict, ea_dict, membership, **labels), out_seq,
+        per_gene.update(label_edge_index=new_index[ei[:, keep]],
+                        label_edge_attr=graph.label_edge_attr[keep])
+    return (GraphInputs(num_nodes, ei_dict, ea_dict, membership, **per_gene), out_seq,
             new_index)
 
 
@@ -431,10 +431,9 @@ class TwoStateModel:
         if self.training_view:
             return _Query(graph, rows, None, None)
         field = receptive_field(graph, rows, self.n_layers)["gene"]
-        if self.config.reads_labels and graph.label_edge_index is not None:
+        if self.config.label_attention and graph.label_edge_index is not None:
             ei = graph.label_edge_index            # the read-out's sources: one more hop
-            into = torch.zeros_like(field).index_fill(0, rows, True)[ei[1]]
-            field = field.index_fill(0, ei[0, into], True)
+            field = field.index_fill(0, ei[0, edges_into(ei, rows)[0]], True)
         n = graph.num_nodes["gene"]
         if int(field.sum()) > self.compact_below * n:
             return _Query(graph, rows, field, None)

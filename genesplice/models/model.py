@@ -19,7 +19,7 @@ gene nodes start from one shared learned vector, never a per-gene lookup). ``use
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import Tensor, nn
@@ -68,11 +68,6 @@ class FusedModelConfig:
     def uses_gat(self) -> bool:
         return self.uses_graph and self.use_gat
 
-    @property
-    def reads_labels(self) -> bool:
-        """Whether predictions read other genes' observed labels (label attention)."""
-        return self.label_attention
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -115,11 +110,9 @@ class GraphInputs:
         return self.labels is not None and self.label_edge_index is not None
 
     def _tensors(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k) for k in ("membership", "labels", "labelled",
-                                              "label_edge_index", "label_edge_attr",
-                                              "gene_features", "window_features",
-                                              "has_window")
-                if getattr(self, k) is not None}
+        """The optional tensor fields that are set (everything after the edge dicts)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)[3:]
+                if getattr(self, f.name) is not None}
 
     def drop_edges(self, p: float, generator: torch.Generator | None = None) -> "GraphInputs":
         """A second graph view: each edge kept with probability ``1 - p`` (augmentation)."""
