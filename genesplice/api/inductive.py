@@ -173,11 +173,10 @@ class InductiveMixin(LookupMixin):
         fitted = self.data.gene_level
         if fitted is None or self._inputs.gene_features is None:
             return None
-        kinds = [[k for k, _, _ in g.annotations] for g in new]
-        degrees = {"n_targets": np.zeros(len(new)),
-                   **{f"n_{k}s" if k != "go_term" else "n_go_terms":
-                      np.array([ks.count(k) for ks in kinds], dtype=np.float64)
-                      for k in ("go_term", "pathway", "regulator")}}
+        count = lambda kind: np.array([sum(k == kind for k, _, _ in g.annotations)
+                                       for g in new], dtype=np.float64)
+        degrees = {"n_targets": np.zeros(len(new)), "n_go_terms": count("go_term"),
+                   "n_pathways": count("pathway"), "n_regulators": count("regulator")}
         raw = gene_level_rows([g.name for g in new], degrees, self.data.gene_structure)
         return torch.from_numpy(raw.standardized(mean=fitted.mean, std=fitted.std).matrix)
 

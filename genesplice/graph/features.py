@@ -213,8 +213,8 @@ class GeneLevelFeatures:
                                  feature_names=self.feature_names, mean=mean, std=std)
 
 
-def gene_level_features(kg: KnowledgeGraph, structure: pd.DataFrame | None = None
-                        ) -> GeneLevelFeatures:
+def gene_level_features(kg: KnowledgeGraph, structure: pd.DataFrame | None = None, *,
+                        exclude_pathways: Sequence[int] = ()) -> GeneLevelFeatures:
     """Per-gene features of the graph's genes (rows follow ``kg.node_ids["gene"]``).
 
     From ``structure`` (indexed by gene symbol with ``span_bp`` and ``n_exons``, as
@@ -224,12 +224,14 @@ def gene_level_features(kg: KnowledgeGraph, structure: pd.DataFrame | None = Non
     line). From the graph's direct edges (0 when an edge type is absent): ``is_tf`` (has
     outgoing gene-regulates-gene edges), ``log1p_n_targets``, ``log1p_n_go_terms``,
     ``log1p_n_pathways``, ``log1p_n_regulators`` (incoming regulates edges).
+    ``exclude_pathways``: pathway rows not counted (e.g. the top-level pathways a model
+    predicts as function labels, so the features say nothing of them).
     """
     genes = list(kg.node_ids["gene"])
     n = len(genes)
     degrees = {"n_targets": _degree(kg, GENE_REGULATION, 0, n),
                "n_go_terms": _degree(kg, GO_ANNOTATION, 0, n),
-               "n_pathways": _degree(kg, PATHWAY_MEMBERSHIP, 0, n),
+               "n_pathways": _degree(kg, PATHWAY_MEMBERSHIP, 0, n, exclude=exclude_pathways),
                "n_regulators": _degree(kg, GENE_REGULATION, 1, n)}
     return gene_level_rows(genes, degrees, structure)
 
@@ -255,12 +257,14 @@ def gene_level_rows(genes: Sequence[str], degrees: dict[str, np.ndarray],
     return GeneLevelFeatures(matrix=matrix, gene_ids=tuple(genes), feature_names=tuple(names))
 
 
-def _degree(kg: KnowledgeGraph, edge_type: tuple[str, str, str], side: int, n: int
-            ) -> np.ndarray:
-    """Edges per gene [n] on ``side`` (0: source, 1: target) of ``edge_type`` (0 if absent)."""
+def _degree(kg: KnowledgeGraph, edge_type: tuple[str, str, str], side: int, n: int, *,
+            exclude: Sequence[int] = ()) -> np.ndarray:
+    """Edges per gene [n] on ``side`` (0: source, 1: target) of ``edge_type`` (0 if absent),
+    leaving out edges whose other end is one of the rows ``exclude``."""
     if edge_type not in kg.data.edge_types:
         return np.zeros(n, dtype=np.float64)
-    ends = kg.data[edge_type].edge_index[side].numpy()
+    ei = kg.data[edge_type].edge_index.numpy()
+    ends = ei[side][~np.isin(ei[1 - side], np.asarray(exclude, dtype=np.int64))]
     return np.bincount(ends, minlength=n).astype(np.float64)
 
 

@@ -42,7 +42,7 @@ from genesplice.annotations.expression import ExpressionTable
 from genesplice.annotations.ids import GeneResolver
 from genesplice.graph.features import (
     GeneLevelFeatures,
-    gene_level_rows,
+    gene_level_features,
     membership_features,
     top_level_pathways,
 )
@@ -229,7 +229,8 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
     ea_dict = {et: v for et, v in ea_dict.items() if et in edge_dims}
     labels = _label_inputs(y, observed, rows["train"], x, similar_genes, report)
     label_idf = labels.pop("label_idf", None)
-    features = gene_level_rows(gene_ids, _degrees(ei_dict, len(gene_ids)), gene_structure)
+    # function-label pathways are not counted: the features say nothing of the aux labels
+    features = gene_level_features(graph, gene_structure, exclude_pathways=roots)
     features = features.standardized(rows["train"].numpy())
     report["gene_features"] = list(features.feature_names)
     graph_inputs = GraphInputs(num_nodes, ei_dict, ea_dict, _to_torch_csr(x), **labels,
@@ -354,20 +355,6 @@ def _window_inputs(embeddings: np.ndarray | None, rows: dict[str, torch.Tensor],
     return {"window_features": torch.from_numpy(np.where(has[:, None], embeddings, 0.0)
                                                 .astype(np.float32)),
             "has_window": torch.from_numpy(has)}
-
-
-def _degrees(ei_dict: dict, n_genes: int) -> dict[str, np.ndarray]:
-    """Per gene, from the GAT's message edges (function-label pathways already removed, so
-    the gene-level features say nothing of the auxiliary head's labels): targets and
-    regulators (TF edges), GO terms and pathways (their edges into genes)."""
-    def count(et, side):
-        if et not in ei_dict:
-            return np.zeros(n_genes)
-        return np.bincount(ei_dict[et][side].numpy(), minlength=n_genes).astype(np.float64)
-    return {"n_targets": count(("gene", "regulates", "gene"), 0),
-            "n_regulators": count(("gene", "regulates", "gene"), 1),
-            "n_go_terms": count(("go_term", "rev_annotated_with", "gene"), 1),
-            "n_pathways": count(("pathway", "rev_member_of", "gene"), 1)}
 
 
 def _label_inputs(y: np.ndarray, observed: np.ndarray, train_rows: torch.Tensor,
