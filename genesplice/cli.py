@@ -120,12 +120,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields, e.g. train.epochs=20 model.hidden=64 "
                         "pretrain.steps=0")
-    p.add_argument("--variants", nargs="+", default=None,
-                   choices=["fused", "graph_only", "gat_only", "graph_only_no_labels",
-                            "linear_only", "sequence_only", "promoter_graph", "window_graph",
-                            "window_only"],
-                   help="models to train (ablations of the fused model), each with "
-                        "train.seeds seeds (default: train.variants of the config, else fused)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="MODEL",
+                   help="models to train (ablations of the fused model: fused, graph_only, "
+                        "gat_only, graph_only_no_labels, linear_only, sequence_only, "
+                        "promoter_graph, window_graph, window_only), each with train.seeds "
+                        "seeds (default: train.variants of the config, else fused)")
     p.add_argument("--pretrained-encoder", default=None,
                    help="encoder checkpoint from `genesplice pretrain` to start from")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
@@ -136,13 +135,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from genesplice.training.config import RunConfig, load_config, with_overrides
-    from genesplice.training.experiment import run_experiment
+    from genesplice.training.experiment import ABLATIONS, run_experiment
 
     cfg = load_config(args.config) if args.config else RunConfig(out_dir=args.out)
     cfg = with_overrides(cfg, args.overrides)
     if args.device is not None:
         cfg = with_overrides(cfg, [f"train.device={args.device}"])
     variants = tuple(args.variants or cfg.train.variants or ("fused",))
+    unknown = [v for v in variants if v not in ABLATIONS]
+    if unknown:
+        raise GeneSpliceInputError(f"unknown model(s) {unknown} in --variants / "
+                                   f"train.variants (expected any of {list(ABLATIONS)})")
     summary = run_experiment(cfg, args.out, variants=variants,
                              pretrained_encoder=args.pretrained_encoder,
                              progress=not args.quiet, resume=args.resume,

@@ -142,6 +142,13 @@ def test_demo_bad_device_exits_2_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "demo").exists()
 
 
+def test_train_unknown_model_exits_2_before_any_work(tmp_path, capsys):
+    rc = main(["train", "--out", str(tmp_path / "run"), "--variants", "fusd", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "unknown model(s) ['fusd']" in err and "'gat_only'" in err
+    assert "\n" not in err and not (tmp_path / "run").exists()
+
+
 def test_train_set_model_hidden(demo_run, tmp_path, capsys):
     out, _, _ = demo_run
     run = tmp_path / "train"
