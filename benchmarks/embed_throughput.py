@@ -55,9 +55,10 @@ import threading
 import time
 from pathlib import Path
 
+from peers import ENFORMER_DEFAULT, ensure_peer_venv, last_lines, rss_now_kb
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TORCH_PIN = "torch==2.13.0"
 FASTA = "sequence/GRCh37_chr20.fa.gz"
 TSS_BED = "sequence/annotation/hg19_promoters_cage_corrected_withChr.bed.gz"
 DEFAULT_LENGTHS = (20_480, 196_608, 524_288, 1_048_576)
@@ -73,19 +74,10 @@ PEERS = {
     "borzoi": dict(venv=HERE / ".venv-borzoi", package="borzoi-pytorch",
                    module="borzoi_pytorch", native_length=524_288),
 }
-ENFORMER_DEFAULT = dict(dim=1536, depth=11, heads=8)
 BORZOI_DEFAULT = dict(dim=1536, depth=8, heads=8, attn_dim_value=192)
 
 
 # ================================================================================ worker side
-
-def _rss_now_kb() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -118,7 +110,6 @@ def _ours_worker(args: argparse.Namespace) -> dict:
     n_params = sum(p.numel() for p in encoder.parameters())
     genes = json.loads(Path(args.gene_file).read_text())[: args.n_genes]
     spec = WindowSpec(args.length // 2, args.length - args.length // 2)
-    warm = WindowSpec(args.warmup_bp // 2, args.warmup_bp - args.warmup_bp // 2)
     forward_s = [0.0]
 
     def pre_hook(_module, _inputs):
@@ -132,11 +123,12 @@ def _ours_worker(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp, Genome([knowledge_path(FASTA)]) as genome:
         tss = read_tss(knowledge_path(TSS_BED))
         if args.warmup_bp:   # one untimed call: oneDNN set-up, imports, first genome read
+            warm = WindowSpec(args.warmup_bp // 2, args.warmup_bp - args.warmup_bp // 2)
             embed_windows(encoder, genome, tss, genes[: args.batch], warm, Path(tmp) / "warm",
                           batch_size=args.batch, device="cpu", progress=False)
         progress(stage="warm")
         forward_s[0] = 0.0
-        rss_before = _rss_now_kb()
+        rss_before = rss_now_kb()
         start = time.perf_counter()
         emb, report = embed_windows(encoder, genome, tss, genes, spec, Path(tmp) / "store",
                                     batch_size=args.batch, device="cpu", progress=False)
@@ -229,41 +221,10 @@ def _peer_worker(args: argparse.Namespace) -> dict:
 
 # ================================================================================ driver side
 
-def _venv_check(python: Path, module: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(python), "-c", f"import {module}, torch; print(torch.__version__)"],
-                          capture_output=True, text=True)
-
-
 def _ensure_peer_venv(name: str) -> tuple[Path | None, str]:
-    """The peer venv's python (created on first use: torch pinned first, then the peer), or
-    ``(None, error)`` when it cannot be installed or imported."""
+    """The peer venv's python (:func:`peers.ensure_peer_venv`), or ``(None, error)``."""
     peer = PEERS[name]
-    venv, python = peer["venv"], peer["venv"] / "bin" / "python"
-    if python.exists() and _venv_check(python, peer["module"]).returncode == 0:
-        return python, ""
-    print(f"creating {venv.relative_to(ROOT)} ({TORCH_PIN} first, then {peer['package']})",
-          flush=True)
-    steps = [["python3", "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "-q", TORCH_PIN],
-             [str(python), "-m", "pip", "install", "-q", peer["package"]]]
-    for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return None, f"`{' '.join(cmd[-3:])}` failed: {_last_lines(proc.stderr)}"
-    check = _venv_check(python, peer["module"])
-    if check.returncode != 0:
-        return None, f"import {peer['module']} failed: {_last_lines(check.stderr)}"
-    version = check.stdout.strip()
-    if not version.startswith(TORCH_PIN.split("==")[1]):
-        return None, (f"{peer['package']} changed torch to {version}; reinstall it with "
-                      "--no-deps")
-    return python, ""
-
-
-def _last_lines(text: str, n: int = 6) -> str:
-    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()
-             and not ln.startswith("WARNING: Location")]
-    return " | ".join(lines[-n:])[-1500:]
+    return ensure_peer_venv(peer["venv"], peer["package"], peer["module"])
 
 
 def _pick_genes(n: int, max_length: int) -> list[str]:
@@ -387,11 +348,11 @@ def _run_worker(python: Path | str, kind: str, timeout: float, **kw) -> dict:
             result["stage_reached"] = events[-1]["stage"] if events else "start-up"
         return result
     if proc.returncode != 0:
-        return dict(base, status="error", error=_last_lines(stderr, 8) or f"exit {proc.returncode}")
+        return dict(base, status="error", error=last_lines(stderr, 8) or f"exit {proc.returncode}")
     try:
         result = json.loads(stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        return dict(base, status="error", error=f"no result: {_last_lines(stdout + stderr)}")
+        return dict(base, status="error", error=f"no result: {last_lines(stdout + stderr)}")
     return dict(base, **result)
 
 

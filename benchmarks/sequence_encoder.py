@@ -27,24 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import ENFORMER_DEFAULT, ensure_peer_venv, rss_now_kb
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ENFORMER_VENV = HERE / ".venv-enformer"
-TORCH_PIN = "torch==2.13.0"
 DEFAULT_LENGTHS = (131_072, 196_608, 524_288, 1_048_576)
 ENFORMER_LENGTH = 196_608
-ENFORMER_DEFAULT = dict(dim=1536, depth=11, heads=8)
 
 
 # ------------------------------------------------------------------------- worker side
-
-def _rss_now_kb() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 def _worker(args: argparse.Namespace) -> None:
     import numpy as np
@@ -73,7 +65,7 @@ def _worker(args: argparse.Namespace) -> None:
     with torch.no_grad():
         if args.warmup_bp:
             warm()  # one short forward first (oneDNN set-up), same for both models
-    rss_before = _rss_now_kb()
+    rss_before = rss_now_kb()
     times = []
     with torch.no_grad():
         for _ in range(args.repeats):
@@ -93,19 +85,9 @@ def _worker(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------- driver side
 
 def _ensure_enformer_venv() -> Path:
-    python = ENFORMER_VENV / "bin" / "python"
-    check = [str(python), "-c", "import enformer_pytorch, torch; print(torch.__version__)"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"creating {ENFORMER_VENV} (torch pinned first, then enformer-pytorch)", flush=True)
-    subprocess.run(["python3", "-m", "venv", str(ENFORMER_VENV)],
-                   check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, TORCH_PIN], check=True)
-    subprocess.run([*pip, "enformer-pytorch"], check=True)
-    version = subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
-    if not version.startswith(TORCH_PIN.split("==")[1]):
-        raise SystemExit(f"enformer-pytorch changed torch to {version}; reinstall with --no-deps")
+    python, error = ensure_peer_venv(ENFORMER_VENV, "enformer-pytorch", "enformer_pytorch")
+    if python is None:
+        raise SystemExit(error)
     return python
 
 
