@@ -38,6 +38,7 @@ from genesplice.training.experiment import (
     ridge_predict,
     train_variant,
 )
+from genesplice.training.report import markdown_table
 from genesplice.training.targets import level_profile
 
 #: one setting changed at a time from the run config (``section.key=value`` overrides)
@@ -118,15 +119,6 @@ def model_table(cfg: RunConfig, data: TrainingData, ridge, out: Path,
     return pd.DataFrame(rows)
 
 
-def _md(df: pd.DataFrame) -> list[str]:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in df.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v)
-                                        for v in r) + " |")
-    return lines
-
-
 def select(models: pd.DataFrame, margin: float) -> str:
     """The setting to keep: the best validation per-gene Pearson, unless it beats the first
     row (the current defaults) by no more than ``margin`` (e.g. the seed-to-seed sd), in
@@ -170,8 +162,9 @@ def render(smoothers: pd.DataFrame, models: pd.DataFrame, selected: str, margin:
     if command:
         md += [f"Command: `{command}`", ""]
     row = models.set_index("setting").loc[selected]
-    md += ["## 1. Fixed label smoothers on top of ridge", "", *_md(smoothers), "",
-           "## 2. graph_only, one setting changed at a time (1 seed)", "", *_md(models), "",
+    md += ["## 1. Fixed label smoothers on top of ridge", "", markdown_table(smoothers, 4), "",
+           "## 2. graph_only, one setting changed at a time (1 seed)", "",
+           markdown_table(models, 4), "",
            f"Selected on validation per-gene Pearson (a change must beat the defaults by more "
            f"than {margin:g}, the seed-to-seed sd): **{selected}** "
            f"(val {row['val_gene']:.4f}, test {row['test_gene']:.4f}).", ""]

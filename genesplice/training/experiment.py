@@ -27,15 +27,13 @@ from genesplice.graph.build import build_graph
 from genesplice.graph.features import MembershipFeatures
 from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.atomic import atomic_write, atomic_write_text
-from genesplice.io.constants import EPDNEW_PROMOTERS, GRCH37_FASTAS, TSS_BED_HG19, unit_label
+from genesplice.io.constants import EPDNEW_PROMOTERS, unit_label
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
 from genesplice.models.device import resolve_device
 from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
-from genesplice.sequence.genome import Genome
 from genesplice.sequence.promoters import read_promoter_fasta
-from genesplice.sequence.tss import read_tss
 from genesplice.training.checkpoint import load_checkpoint
 from genesplice.training.config import (
     RunConfig,
@@ -44,13 +42,7 @@ from genesplice.training.config import (
     save_config,
 )
 from genesplice.training.data import TrainingData, prepare_training_data
-from genesplice.training.embed import (
-    WindowSpec,
-    embed_windows,
-    load_encoder,
-    seeded_encoder,
-    summary_lines,
-)
+from genesplice.training.embed import WindowSpec, embed_files, summary_lines
 from genesplice.training.loop import TrainResult, predict_rows, train_model
 from genesplice.training.metrics import evaluate_predictions
 from genesplice.training.pretrain import (
@@ -318,20 +310,17 @@ def window_embeddings(cfg: RunConfig, gene_ids: list[str], expression, *,
     keys match). Genes are looked up in the TSS table by the expression table's Ensembl id,
     else by symbol; what was skipped is printed."""
     d = cfg.data
-    genome = Genome(list(d.genome_paths) or [knowledge_path(p) for p in GRCH37_FASTAS])
-    tss = read_tss(d.window_tss_path or knowledge_path(TSS_BED_HG19))
-    encoder = load_encoder(d.window_encoder) if d.window_encoder else seeded_encoder()
     ids, seen = [], set()
     for g in gene_ids:
         e = expression.ensembl_ids.get(g)
         key = e if isinstance(e, str) and e and e not in seen else g
         seen.add(key)
         ids.append(key)
-    store = Path(d.embedding_cache or Path(cfg.out_dir) / "embeddings")
-    with genome:
-        emb, report = embed_windows(encoder, genome, tss, ids,
-                                    WindowSpec(d.window_upstream, d.window_downstream), store,
-                                    device=cfg.train.device, progress=progress)
+    emb, report = embed_files(d.genome_paths or None, d.window_tss_path or None,
+                              WindowSpec(d.window_upstream, d.window_downstream),
+                              d.embedding_cache or Path(cfg.out_dir) / "embeddings",
+                              encoder_path=d.window_encoder or None, genes=ids,
+                              device=cfg.train.device, progress=progress)
     print("\n".join(summary_lines(report)))
     return emb
 

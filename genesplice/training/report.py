@@ -60,17 +60,18 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 3) -> str:
     if isinstance(v, (float, np.floating)):
-        return "nan" if np.isnan(v) else f"{v:.3f}"
+        return "nan" if np.isnan(v) else f"{v:.{digits}f}"
     return str(v)
 
 
-def _md_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
+    """``df`` as a Markdown table, floats with ``digits`` decimals (NaN as ``nan``)."""
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
     return "\n".join(lines)
 
 
@@ -185,9 +186,9 @@ def write_evaluation_report(out_dir: str | os.PathLike,
     md += [f"- {n}" for n in notes]
     if notes:
         md.append("")
-    md += ["## Summary", "", _md_table(summary[cols]), "", "## Plots", ""]
+    md += ["## Summary", "", markdown_table(summary[cols]), "", "## Plots", ""]
     md += [f"![{p.stem}]({p.name})" for p in plots]
-    md += ["", "## Per-tissue Pearson", "", _md_table(wide), ""]
+    md += ["", "## Per-tissue Pearson", "", markdown_table(wide), ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(md))
     return ReportPaths(markdown=path, plots=tuple(plots), tables=tuple(tables))
