@@ -130,6 +130,23 @@ def _find_line(path: Path, needle: str) -> int | None:
     return None
 
 
+def _check_references(g: nx.MultiDiGraph, path: Path) -> None:
+    """An ``is_a`` / ``part_of`` to a term without a ``[Term]`` stanza is an error (its line)."""
+    for child, parent, rel in g.edges(keys=True):
+        if rel in PROPAGATE_RELATIONS and not g.nodes[parent]:
+            tag = "is_a: " if rel == "is_a" else f"relationship: {rel} "
+            line = None
+            with open_text(path) as fh:
+                for n, text in enumerate(fh, 1):
+                    rest = text[len(tag) + len(parent):len(tag) + len(parent) + 1]
+                    if text.startswith(tag + parent) and rest in ("", " ", "\n", "\r", "!"):
+                        line = n
+                        break
+            raise GeneSpliceInputError(
+                f"term {child} has {rel} {parent}, which is not defined in this file "
+                "(expected a [Term] stanza with that id)", path=path, line=line)
+
+
 def read_go_obo(path: str | os.PathLike | None = None, *,
                 relations: Iterable[str] = DEFAULT_RELATIONS,
                 include_obsolete: bool = False) -> GeneOntology:
@@ -144,7 +161,7 @@ def read_go_obo(path: str | os.PathLike | None = None, *,
     report = ParseReport(source=str(path))
     with open_text(path) as fh, paused_gc():
         try:
-            g = obonet.read_obo(fh, ignore_obsolete=not include_obsolete)
+            g = obonet.read_obo(fh, ignore_obsolete=False)
         except (ValueError, KeyError, IndexError) as exc:
             line, problem = _locate_obo_error(path)
             if line is None and isinstance(exc, KeyError):
@@ -156,7 +173,11 @@ def read_go_obo(path: str | os.PathLike | None = None, *,
         raise GeneSpliceInputError("no [Term] stanzas found; expected an OBO ontology",
                                    path=path)
     # nodes without attributes were created implicitly by an edge to an id that has no
-    # [Term] stanza here (e.g. an obsolete term when obsoletes are ignored)
+    # [Term] stanza in the file: an is_a / part_of to one is a broken ontology
+    _check_references(g, path)
+    if not include_obsolete:
+        g.remove_nodes_from([n for n, a in g.nodes(data=True)
+                             if a.get("is_obsolete", "false") == "true"])
     ids = [n for n in g.nodes if g.nodes[n]]
     attrs = [g.nodes[n] for n in ids]
     terms = pd.DataFrame({

@@ -39,11 +39,14 @@ def reactome_resolver() -> GeneResolver:
 
 
 def read_reactome_mapping(path: str | os.PathLike | None = None, *,
-                          resolver: GeneResolver | None = None,
+                          resolver: GeneResolver | None | bool = None,
                           species: str | None = "Homo sapiens",
                           evidence: tuple[str, ...] | None = None
                           ) -> tuple[pd.DataFrame, ParseReport]:
-    """UniProt2Reactome -> unique (gene, pathway_id) rows (+ evidence), and a report."""
+    """UniProt2Reactome -> unique (gene, pathway_id) rows (+ evidence), and a report.
+
+    ``resolver=False`` keeps the (isoform-stripped) UniProt accessions as ``gene``.
+    """
     path = Path(path) if path is not None else knowledge_path(REACTOME_MAPPING)
     report = ParseReport(source=str(path))
     df = read_table(path, header=False, names=MAPPING_COLUMNS,
@@ -59,8 +62,10 @@ def read_reactome_mapping(path: str | os.PathLike | None = None, *,
         df = df[m]
     acc = df["uniprot_id"].map(strip_isoform)
     report.notes["isoform_ids"] = int((acc != df["uniprot_id"]).sum())
-    resolver = resolver or reactome_resolver()
-    gene = resolver.resolve_series(acc)
+    if resolver is False:
+        gene = acc
+    else:
+        gene = (resolver or reactome_resolver()).resolve_series(acc)
     miss = gene.isna()
     report.skip("UniProt id not mapped", int(miss.sum()))
     report.add_unmapped(list(pd.unique(acc[miss])))
@@ -110,14 +115,9 @@ def read_reactome_hierarchy(relation_path: str | os.PathLike | None = None,
     """Pathway names + hierarchy; a cycle raises :class:`GeneSpliceInputError`."""
     relation_path = Path(relation_path) if relation_path is not None else knowledge_path(REACTOME_RELATION)
     names_path = Path(names_path) if names_path is not None else knowledge_path(REACTOME_NAMES)
-    names = read_table(names_path, header=False, names=("pathway_id", "name", "species"),
-                       required=("pathway_id", "name"))
+    names = read_reactome_names(names_path, species=species)
     report = ParseReport(source=str(relation_path))
-    if species is not None:
-        names = names[names["species"] == species]
-    names = names.drop_duplicates("pathway_id").set_index("pathway_id")["name"]
-    rel = read_table(relation_path, header=False, names=("parent", "child"),
-                     required=("parent", "child"))
+    rel = read_reactome_relations(relation_path)
     report.rows_read = len(rel)
     if id_prefix is not None:
         m = rel["parent"].str.startswith(id_prefix) & rel["child"].str.startswith(id_prefix)
@@ -135,6 +135,34 @@ def read_reactome_hierarchy(relation_path: str | os.PathLike | None = None,
         cyc = " -> ".join(a for a, _ in nx.find_cycle(g))
         raise GeneSpliceInputError(f"pathway hierarchy has a cycle: {cyc}", path=relation_path)
     return h
+
+
+def read_reactome_names(path: str | os.PathLike, *, species: str | None = "Homo sapiens"
+                        ) -> pd.Series:
+    """ReactomePathways.txt (``pathway_id, name, species``, no header) -> id -> name of the
+    given species (all with ``species=None``); the first row of a repeated id wins."""
+    names = read_table(path, header=False, names=("pathway_id", "name", "species"),
+                       required=("pathway_id", "name"))
+    if species is not None:
+        names = names[names["species"] == species]
+    return names.drop_duplicates("pathway_id").set_index("pathway_id")["name"]
+
+
+def read_reactome_relations(path: str | os.PathLike) -> pd.DataFrame:
+    """ReactomePathwaysRelation.txt (``parent, child``, no header) as written, checked: two
+    non-empty fields per line and no cycle (the error names a line of the cycle)."""
+    rel = read_table(path, header=False, names=("parent", "child"),
+                     required=("parent", "child"))
+    g = nx.DiGraph()
+    g.add_edges_from(zip(rel["parent"], rel["child"]))
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        parent, child = cycle[0]
+        i = int(np.argmax(((rel["parent"] == parent) & (rel["child"] == child)).to_numpy()))
+        names = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+        raise GeneSpliceInputError(f"pathway hierarchy has a cycle: {names}", path=path,
+                                   line=i + 1)
+    return rel
 
 
 def read_gmt(path: str | os.PathLike | None = None, *,

@@ -38,7 +38,7 @@ from torch_geometric.data import HeteroData
 
 from genesplice.annotations.ontology import Ancestors, build_ancestors, expand
 from genesplice.io.atomic import atomic_write
-from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.errors import DAMAGED_FILE_ERRORS, GeneSpliceInputError
 from genesplice.io.knowledge import sha256_file
 
 NODE_TYPES = ("gene", "go_term", "pathway")
@@ -278,11 +278,27 @@ class KnowledgeGraph:
         except json.JSONDecodeError as exc:
             raise GeneSpliceInputError(f"corrupt graph metadata ({exc.msg})", path=meta_path,
                                        line=exc.lineno) from exc
+        except UnicodeDecodeError as exc:
+            raise GeneSpliceInputError("corrupt graph metadata (not UTF-8 text)",
+                                       path=meta_path) from exc
+        if not isinstance(meta, dict):
+            raise GeneSpliceInputError("corrupt graph metadata (expected a JSON object)",
+                                       path=meta_path)
         if meta.get("format_version") != FORMAT_VERSION:
             raise GeneSpliceInputError(
                 f"graph format {meta.get('format_version')} != {FORMAT_VERSION}; rebuild it",
                 path=meta_path)
-        tensors = torch.load(tensor_path, weights_only=True)
+        try:
+            tensors = torch.load(tensor_path, weights_only=True)
+        except DAMAGED_FILE_ERRORS as exc:
+            raise GeneSpliceInputError(
+                f"not a readable graph tensor file ({type(exc).__name__}); expected one written "
+                "by `genesplice build-graph` (rebuild it)", path=tensor_path) from exc
+        if not isinstance(tensors, dict) or not {"num_nodes", "node", "edge_index",
+                                                 "edge_attr"} <= set(tensors):
+            raise GeneSpliceInputError("not a genesplice graph tensor file (expected num_nodes, "
+                                       "node, edge_index, edge_attr); rebuild it",
+                                       path=tensor_path)
         data = HeteroData()
         for t, n in tensors["num_nodes"].items():
             data[t].num_nodes = n

@@ -29,6 +29,7 @@ from genesplice.annotations.go import DEFAULT_RELATIONS, GO_NAMESPACES
 from genesplice.io import constants as bundled
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_dir
+from genesplice.io.text import undecodable_line
 
 
 @dataclass(frozen=True)
@@ -121,14 +122,51 @@ class Recipe:
         return p
 
     def path(self, value: str) -> Path:
-        """An input path of this recipe, resolved against :meth:`root`."""
+        """An input path of this recipe, resolved against :meth:`root`.
+
+        A relative path may not leave :meth:`root` (``../`` out of it is an error naming the
+        recipe); an absolute path (or ``~/...``) is taken as given.
+        """
         p = Path(os.path.expanduser(value))
-        return p if p.is_absolute() else self.root() / p
+        if p.is_absolute():
+            return p
+        if _escapes(p):
+            raise GeneSpliceInputError(
+                f"input path {value!r} leaves the knowledge folder {self.root()}; give an "
+                "absolute path to read a file outside it", path=self.source or None)
+        return self.root() / p
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source")
         return _lists(d)
+
+
+def _escapes(relative: Path) -> bool:
+    """Whether a relative path climbs out of its base folder (``..`` past the base)."""
+    return os.path.normpath(relative).split(os.sep)[0] == os.pardir
+
+
+#: keys whose value is an input path (relative to ``knowledge_dir``)
+PATH_KEYS = {"genes": ("universe_file", "id_table", "uniprot_map"), "go": ("obo", "gaf"),
+             "reactome": ("mapping", "hierarchy", "names"),
+             "regulatory": ("trrust", "dorothea")}
+
+
+def _check_paths(recipe: "Recipe", err: "_Err") -> None:
+    """Relative paths stay inside their folder: ``knowledge_dir`` inside the recipe's folder,
+    input paths inside ``knowledge_dir``; absolute paths are taken as given."""
+    kd = Path(os.path.expanduser(recipe.knowledge_dir))
+    if recipe.knowledge_dir and not kd.is_absolute() and _escapes(kd):
+        raise err(f"key 'knowledge_dir': {recipe.knowledge_dir!r} leaves the recipe's folder; "
+                  "give an absolute path to use a folder outside it", "knowledge_dir")
+    for section, keys in PATH_KEYS.items():
+        for key in keys:
+            value = getattr(getattr(recipe, section), key)
+            p = Path(os.path.expanduser(value))
+            if not p.is_absolute() and _escapes(p):
+                raise err(f"key '{section}.{key}': {value!r} leaves the knowledge folder; give "
+                          "an absolute path to read a file outside it", f"{section}.{key}")
 
 
 def _lists(obj):
@@ -231,7 +269,9 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>",
         else:
             known = sorted([*_SECTIONS, "name", "description", "knowledge_dir"])
             raise err(f"unknown key {key!r}; expected one of {', '.join(known)}", key)
-    return Recipe(source=source, **kwargs)
+    recipe = Recipe(source=source, **kwargs)
+    _check_paths(recipe, err)
+    return recipe
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -239,7 +279,13 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     path = Path(path)
     if not path.exists():
         raise GeneSpliceInputError("recipe not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise GeneSpliceInputError("expected a recipe file, found a directory", path=path)
+    data = path.read_bytes()
+    bad = undecodable_line(data)
+    if bad is not None:
+        raise GeneSpliceInputError(bad[1], path=path, line=bad[0])
+    text = data.decode("utf-8")
     if not text.strip():
         raise GeneSpliceInputError("recipe is empty; expected TOML with [genes], [go], ...",
                                    path=path)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import pickle
+import struct
+import zipfile
 
 
 class GeneSpliceInputError(ValueError):
@@ -21,3 +24,11 @@ class GeneSpliceInputError(ValueError):
             where = self.path if line is None else f"{self.path}:{line}"
             where += ": "
         super().__init__(f"{where}{message}")
+
+
+#: what reading a damaged serialized file (a truncated / tampered / foreign ``torch.load``
+#: zip or pickle) can raise; loaders turn these into one :class:`GeneSpliceInputError`
+#: (``UnicodeDecodeError`` is a ``ValueError``).
+DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError, AttributeError,
+    OverflowError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, struct.error)

@@ -18,21 +18,44 @@ import numpy as np
 import pandas as pd
 
 from genesplice.io.errors import GeneSpliceInputError
-from genesplice.io.text import check_readable
+from genesplice.io.text import (GZIP_ERRORS, check_gzip_magic, check_readable, is_gzip_name,
+                                undecodable_line)
+
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # ---------------------------------------------------------------------------- raw bytes
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """Whole file, decompressed if ``.gz``; missing / empty / unreadable -> input error."""
+    """Whole file, decompressed if ``.gz``, checked to be UTF-8 text.
+
+    Missing / empty / unreadable / broken gzip / not UTF-8 -> one input error naming the file
+    (and the line, where there is one).
+    """
     path = check_readable(path)
     try:
-        if path.suffix == ".gz":
+        if is_gzip_name(path):
+            check_gzip_magic(path)
             with gzip.open(path, "rb") as fh:
                 data = fh.read()
         else:
             data = path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise GeneSpliceInputError(f"cannot read file ({exc})", path=path) from exc
+    except GZIP_ERRORS as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GeneSpliceInputError(f"not a readable gzip file ({detail}); expected gzip or "
+                                   "bgzip data, complete", path=path) from exc
+    if not is_gzip_name(path) and data[:2] == _GZIP_MAGIC:
+        raise GeneSpliceInputError("file is gzip-compressed but its name does not end in "
+                                   "'.gz'; rename it to end in .gz", path=path)
+    bad = undecodable_line(data)
+    if bad is not None:
+        raise GeneSpliceInputError(bad[1], path=path, line=bad[0])
+    if b"\r" in data:  # Windows line ends are fine; a carriage return inside a line is not
+        data = data.replace(b"\r\n", b"\n")
+        at = data.find(b"\r")
+        if at >= 0:
+            raise GeneSpliceInputError("carriage return (\\r) inside a line; expected lines "
+                                       "ending in \\n or \\r\\n", path=path,
+                                       line=data.count(b"\n", 0, at) + 1)
     if not data.strip():
         raise GeneSpliceInputError("file is empty (no data)", path=path)
     return data
@@ -97,7 +120,8 @@ def check_field_counts(path: str | os.PathLike, lines: Lines, mask: np.ndarray, 
 def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
                header: bool = True, names: Sequence[str] | None = None,
                required: Sequence[str] | None = None, min_columns: int | None = None,
-               exact_columns: bool = False) -> pd.DataFrame:
+               exact_columns: bool = False,
+               comment_prefixes: Sequence[str] = ()) -> pd.DataFrame:
     """Read a TSV (plain or ``.gz``) as strings, validated.
 
     - ``header=True``: the first line names the columns; every name in ``columns`` must be
@@ -106,11 +130,20 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
     - every line must have the header's field count (``exact_columns``) or at least
       ``min_columns`` / ``len(columns)`` fields; blank lines are an error, not skipped.
     - ``required`` columns may not be empty (error names the line).
+    - ``comment_prefixes`` (only with ``header=False``): lines starting with one of these are
+      not data (e.g. ``#``, ``track``); the result is then indexed by the 1-based file line.
+      Without ``names``, every data line must have the first data line's field count.
     """
     path = Path(path)
     data = read_bytes(path)
     lines = scan_lines(data)
     body = np.ones(lines.n, dtype=bool)
+    if comment_prefixes:
+        if header:
+            raise ValueError("comment_prefixes needs header=False")
+        body = ~prefix_mask(data, lines, comment_prefixes)
+        if not body.any():
+            raise GeneSpliceInputError("no data lines (only comment lines)", path=path)
     if header:
         head = line_text(data, lines, 0).split("\t")
         want = list(columns or [])
@@ -139,11 +172,16 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
             check_field_counts(path, lines, body, expected=len(names))
         else:
             check_field_counts(path, lines, body, minimum=min_columns or 1)
+            first = int(np.argmax(body))
+            check_field_counts(path, lines, body, expected=int(lines.n_fields[first]),
+                               what="tab-separated fields (as on the first data line)")
+    skip = np.flatnonzero(~body)
     try:
         df = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, header=0 if header else None,
                          names=None if header else names, keep_default_na=False,
                          na_values=[""], skip_blank_lines=False, quoting=3,
-                         engine="c", on_bad_lines="error")
+                         engine="c", on_bad_lines="error",
+                         skiprows=skip.tolist() if comment_prefixes and len(skip) else None)
     except pd.errors.ParserError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise GeneSpliceInputError(f"malformed table ({exc})".replace("\n", " "), path=path,
@@ -152,10 +190,29 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
         raise GeneSpliceInputError("file is empty (no data)", path=path) from exc
     if not header and names is None:
         df.columns = list(range(df.shape[1]))
+    if comment_prefixes:
+        df.index = pd.Index(np.flatnonzero(body) + 1, name="line")
     for col in required or ():
         bad = df[col].isna().to_numpy()
         if bad.any():
             i = int(np.argmax(bad))
+            line = int(df.index[i]) if comment_prefixes else i + 1 + int(header)
             raise GeneSpliceInputError(f"empty value in required column {col!r}",
-                                       path=path, line=i + 1 + int(header))
+                                       path=path, line=line)
     return df
+
+
+def prefix_mask(data: bytes, lines: Lines, prefixes: Sequence[str]) -> np.ndarray:
+    """Bool [n lines]: the line starts with one of ``prefixes`` (vectorised on first bytes)."""
+    out = np.zeros(lines.n, dtype=bool)
+    for prefix in prefixes:
+        raw = prefix.encode()
+        cand = np.flatnonzero((lines.first_byte == raw[0]) &
+                              (lines.ends - lines.starts >= len(raw)))
+        if len(raw) == 1:
+            out[cand] = True
+            continue
+        for i in cand.tolist():
+            if data.startswith(raw, int(lines.starts[i])):
+                out[i] = True
+    return out

@@ -114,6 +114,8 @@ def load_config(path: str | os.PathLike, cls: type[T]) -> T:
         line = getattr(err, "lineno", None)
         raise GeneSpliceInputError(f"invalid TOML ({getattr(err, 'msg', err)})", path=path,
                                    line=line) from err
+    except UnicodeDecodeError as err:
+        raise GeneSpliceInputError("not UTF-8 text; expected a TOML file", path=path) from err
     return config_from_dict(cls, data, path=path)
 
 

@@ -19,16 +19,132 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.chromosomes import alias_key
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.tables import read_bytes, read_table, scan_lines
 from genesplice.sequence.encode import N, encode_sequence, reverse_complement_tokens
 
 log = logging.getLogger(__name__)
 
 _REGION = re.compile(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
+
+
+#: bytes a FASTA sequence line may hold: IUPAC nucleotide codes (any case), gap / stop marks
+FASTA_LETTERS = b"ACGTURYKMSWBDHVNacgturykmswbdhvn-.*"
+_ALLOWED = np.zeros(256, dtype=bool)
+_ALLOWED[np.frombuffer(FASTA_LETTERS + b"\r\n", dtype=np.uint8)] = True
+FAI_COLUMNS = ("name", "length", "offset", "line_bases", "line_width")
+
+
+@dataclass(frozen=True)
+class FastaRecord:
+    """One FASTA record: the first word of its header, the rest, the sequence, its line."""
+    name: str
+    description: str
+    sequence: str
+    line: int
+
+
+def read_fasta_records(path: str | os.PathLike) -> list[FastaRecord]:
+    """Every record of a FASTA (plain, gzip or bgzip), checked on the raw bytes.
+
+    The first non-blank line must be a ``>`` header with a name; names are unique; sequence
+    lines hold IUPAC nucleotide letters only (any case, ``-``, ``.``, ``*``); a record without
+    sequence is an error. Each problem names the file and line.
+    """
+    path = Path(path)
+    data = read_bytes(path)
+    lines = scan_lines(data)
+    header = lines.first_byte == ord(">")
+    first = int(np.argmax(lines.ends > lines.starts))
+    if not header[first]:
+        raise GeneSpliceInputError("expected a '>' header line before any sequence",
+                                   path=path, line=first + 1)
+    arr = np.frombuffer(data, dtype=np.uint8)
+    bad_bytes = np.flatnonzero(~_ALLOWED[arr])
+    if len(bad_bytes):
+        line_of = np.searchsorted(lines.starts, bad_bytes, side="right") - 1
+        in_seq = ~header[line_of]
+        if in_seq.any():
+            k = int(np.argmax(in_seq))
+            raise GeneSpliceInputError(
+                f"unexpected character {chr(arr[bad_bytes[k]])!r} in sequence (expected IUPAC "
+                "nucleotide letters)", path=path, line=int(line_of[k]) + 1)
+    heads = np.flatnonzero(header)
+    bounds = np.append(lines.starts[heads[1:]], len(data)) if len(heads) else np.zeros(0)
+    records: list[FastaRecord] = []
+    seen: set[str] = set()
+    for h, stop in zip(heads.tolist(), bounds.tolist()):
+        text = data[lines.starts[h] + 1:lines.ends[h]].decode("utf-8")
+        words = text.split(maxsplit=1)
+        if not words or text[:1].isspace():
+            raise GeneSpliceInputError("expected a sequence name right after '>'", path=path,
+                                       line=h + 1)
+        if words[0] in seen:
+            raise GeneSpliceInputError(f"duplicate sequence name {words[0]!r}", path=path,
+                                       line=h + 1)
+        seen.add(words[0])
+        body = data[int(lines.starts[h + 1]):int(stop)] if h + 1 < lines.n else b""
+        sequence = body.translate(None, b"\r\n").decode("ascii")
+        if not sequence:
+            raise GeneSpliceInputError(f"record {words[0]!r} has no sequence", path=path,
+                                       line=h + 1)
+        records.append(FastaRecord(words[0], words[1] if len(words) > 1 else "", sequence,
+                                   h + 1))
+    return records
+
+
+def read_fai(path: str | os.PathLike) -> pd.DataFrame:
+    """A samtools/pyfaidx ``.fai`` index: ``name, length, offset, line_bases, line_width``.
+
+    Five or more tab-separated fields per line (more: a FASTQ index; ignored), integers
+    ``length >= 0``, ``line_bases >= 1``, ``line_width >= line_bases``; unique names.
+    """
+    path = Path(path)
+    table = read_table(path, header=False, min_columns=5, required=(0, 1, 2, 3, 4))
+    table = table.iloc[:, :5]
+    table.columns = list(FAI_COLUMNS)
+    for col in FAI_COLUMNS[1:]:
+        ok = table[col].str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
+        if not ok.all():
+            i = int(np.argmax(~ok))
+            raise GeneSpliceInputError(f"expected a non-negative integer {col}, found "
+                                       f"{table[col].iloc[i]!r}", path=path, line=i + 1)
+        table[col] = table[col].astype("int64")
+    bad = (table["line_bases"] < 1) | (table["line_width"] < table["line_bases"])
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise GeneSpliceInputError("expected line_bases >= 1 and line_width >= line_bases",
+                                   path=path, line=i + 1)
+    dup = table["name"].duplicated().to_numpy()
+    if dup.any():
+        i = int(np.argmax(dup))
+        raise GeneSpliceInputError(f"duplicate sequence name {table['name'].iloc[i]!r}",
+                                   path=path, line=i + 1)
+    return table
+
+
+def check_fasta_index(path: str | os.PathLike) -> list[FastaRecord]:
+    """Read an indexed FASTA in full and check its ``.fai`` lists exactly its records, in
+    order, with their lengths (a stale or foreign index is an error naming the .fai line)."""
+    path = Path(path)
+    fai = Path(str(path) + ".fai")
+    table = read_fai(fai)
+    records = read_fasta_records(path)
+    if len(table) != len(records):
+        raise GeneSpliceInputError(f"index lists {len(table)} sequences but the FASTA holds "
+                                   f"{len(records)}; re-index it (samtools faidx)", path=fai)
+    for i, (rec, name, length) in enumerate(zip(records, table["name"], table["length"])):
+        if rec.name != name or len(rec.sequence) != length:
+            raise GeneSpliceInputError(
+                f"index says {name!r} of length {length}, the FASTA has {rec.name!r} of "
+                f"length {len(rec.sequence)} (line {rec.line}); re-index it (samtools faidx)",
+                path=fai, line=i + 1)
+    return records
 
 
 @dataclass(frozen=True)
@@ -105,11 +221,9 @@ class GenomeWindows:
             self._by_chrom[alias_key(name)] = targets
 
     def _read_spans(self, fai: Path) -> list[ContigSpan]:
-        table = pd.read_csv(fai, sep="\t", header=None, dtype={0: str})
-        if table.shape[1] < 5:
-            raise GeneSpliceInputError("expected 5 tab-separated .fai columns", path=fai, line=1)
+        table = read_fai(fai)
         spans = []
-        for name, length in zip(table[0], table[1].astype("int64")):
+        for name, length in zip(table["name"], table["length"]):
             m = _REGION.match(name)
             if m and int(m["end"]) - int(m["start"]) + 1 == length:
                 start0 = int(m["start"]) - 1

@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from Bio import SeqIO
 
-from genesplice.io.text import open_text
 from genesplice.io.constants import PROMOTER_TSS_INDEX
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.sequence.fasta import read_fasta_records
 
 _KEY_VALUE = re.compile(r"(\w+)=(\S+)")
 
@@ -34,15 +33,11 @@ def read_promoter_fasta(path: str | os.PathLike, tss_index: int = PROMOTER_TSS_I
     """
     path = Path(path)
     rows = []
-    with open_text(path) as fh:
-        for record in SeqIO.parse(fh, "fasta"):
-            fields = dict(_KEY_VALUE.findall(record.description))
-            seq = str(record.seq).upper()
-            if not seq:
-                raise GeneSpliceInputError(f"record {record.id!r} has no sequence", path=path)
-            ens = fields.get("ensembl")
-            rows.append((record.id, fields.get("gene", record.id),
-                         None if ens in (None, "NA") else ens, seq, tss_index))
+    for record in read_fasta_records(path):  # checked: headers, letters, line numbers
+        fields = dict(_KEY_VALUE.findall(record.description))
+        ens = fields.get("ensembl")
+        rows.append((record.name, fields.get("gene", record.name),
+                     None if ens in (None, "NA") else ens, record.sequence.upper(), tss_index))
     if not rows:
         raise GeneSpliceInputError("no FASTA records (expected lines starting with '>')", path=path)
     return pd.DataFrame(rows, columns=PROMOTER_COLUMNS)

@@ -20,38 +20,62 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from genesplice.io.text import open_text
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.tables import read_table
 
 log = logging.getLogger(__name__)
 
 TSS_COLUMNS = ["gene_id", "gene_symbol", "ensembl_id", "chrom", "tss", "strand"]
 
 
+#: a 0-based position: a non-negative integer of at most 18 digits (fits int64)
+_POSITION = r"\d{1,18}"
+#: GTF attributes: ``key "value";`` pairs (bare integers allowed, as GENCODE's ``level 2;``)
+_GTF_ATTRIBUTES = r'\s*(?:[A-Za-z_][\w.\-]*\s+(?:"[^"\t]*"|\d+)\s*;\s*)+'
+GTF_COLUMNS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"]
+
+
+def _raise_first(bad: pd.Series | np.ndarray, lines: np.ndarray, path: Path, message) -> None:
+    """Raise for the first row where ``bad`` is true: ``message(row)`` at its file line."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        i = int(bad.argmax())
+        raise GeneSpliceInputError(message(i), path=path, line=int(lines[i]))
+
+
+def _integers(values: pd.Series, lines: np.ndarray, path: Path, what: str) -> pd.Series:
+    """String column -> int64; the first value that is not a non-negative integer is an error."""
+    ok = values.astype(str).str.fullmatch(_POSITION).to_numpy(dtype=bool)
+    _raise_first(~ok, lines, path, lambda i: (
+        f"{what} must be a non-negative integer (found {values.iloc[i]!r})"))
+    return values.astype("int64")
+
+
 def _check_and_finish(df: pd.DataFrame, path: Path, first_line: int) -> pd.DataFrame:
-    """Validate strand/tss, drop repeated gene ids (counted), fix dtypes and column order."""
+    """Validate strand/tss, drop repeated gene ids (counted), fix dtypes and column order.
+
+    ``first_line``: file line of row 0 (the index is added: a RangeIndex gives consecutive
+    lines; an index of file line numbers takes ``first_line=0``).
+    """
     lines = df.index.to_numpy() + first_line
-    bad_strand = ~df["strand"].isin(["+", "-"])
-    if bad_strand.any():
-        i = int(bad_strand.to_numpy().argmax())
-        raise GeneSpliceInputError(
-            f"strand must be '+' or '-' (found {df['strand'].iloc[i]!r})", path=path,
-            line=int(lines[i]))
-    tss = pd.to_numeric(df["tss"], errors="coerce")
-    bad_tss = tss.isna() | (tss < 0)
-    if bad_tss.any():
-        i = int(bad_tss.to_numpy().argmax())
-        raise GeneSpliceInputError(
-            f"TSS position must be a non-negative integer (found {df['tss'].iloc[i]!r})",
-            path=path, line=int(lines[i]))
+    _raise_first(~df["strand"].isin(["+", "-"]), lines, path, lambda i: (
+        f"strand must be '+' or '-' (found {df['strand'].iloc[i]!r})"))
+    if df["tss"].dtype == object:
+        tss = _integers(df["tss"], lines, path, "TSS position")
+    else:
+        tss = df["tss"]
+        _raise_first(tss < 0, lines, path, lambda i: (
+            f"TSS position must be a non-negative integer (found {tss.iloc[i]!r})"))
+    _raise_first(df["chrom"].isna() | (df["chrom"].astype(str).str.len() == 0), lines, path,
+                 lambda i: "chromosome is empty")
     missing_id = df["gene_id"].isna() | (df["gene_id"].astype(str).str.len() == 0)
-    if missing_id.any():
-        i = int(missing_id.to_numpy().argmax())
-        raise GeneSpliceInputError("gene id is empty", path=path, line=int(lines[i]))
+    _raise_first(missing_id, lines, path, lambda i: "gene id is empty")
     df = df.assign(tss=tss.astype("int64"), chrom=df["chrom"].astype(str),
                    gene_id=df["gene_id"].astype(str))
     dup = df["gene_id"].duplicated(keep="first")
@@ -70,17 +94,12 @@ def read_tss_tsv(path: str | os.PathLike, id_column: str = "gene_symbol") -> pd.
 
     ``id_column`` names the column used as ``gene_id`` (default the official symbol; rows with
     an empty id there fall back to ``ensembl_id``). The bundled ``coords/tss_hg38.tsv.gz`` has
-    ``gene_symbol, ensembl_id, chrom, tss, strand, source``.
+    ``gene_symbol, ensembl_id, chrom, tss, strand, source``. Field counts, strands (``+``/``-``)
+    and positions (non-negative integers) are checked per line.
     """
     path = Path(path)
-    with open_text(path) as fh:
-        df = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
-    required = {"chrom", "tss", "strand", id_column}
-    missing = required - set(df.columns)
-    if missing:
-        raise GeneSpliceInputError(
-            f"missing columns {sorted(missing)} (found {list(df.columns)}, expected at least "
-            f"{sorted(required)})", path=path, line=1)
+    df = read_table(path, columns=("chrom", "tss", "strand", id_column),
+                    required=("chrom", "tss", "strand"))
     for col in ("gene_symbol", "ensembl_id"):
         if col not in df.columns:
             df[col] = pd.NA
@@ -96,28 +115,22 @@ def read_tss_bed(path: str | os.PathLike, tss_at: str = "center") -> pd.DataFram
 
     ``tss_at="center"``: TSS = ``start + (end - start) // 2`` (the Xpresso ±10 kb windows,
     where TSS = start + 10000). ``tss_at="five_prime"``: ``start`` on ``+``, ``end - 1`` on ``-``
-    (a BED of gene or transcript bodies).
+    (a BED of gene or transcript bodies). ``#``, ``track`` and ``browser`` lines are skipped;
+    every other line needs the same number (≥ 6) of fields, integer ``0 <= start < end`` and
+    strand ``+``/``-`` (errors name the line).
     """
     if tss_at not in ("center", "five_prime"):
         raise ValueError(f"tss_at must be 'center' or 'five_prime', got {tss_at!r}")
     path = Path(path)
-    with open_text(path) as fh:
-        df = pd.read_csv(fh, sep="\t", header=None, dtype=str, comment="#",
-                         keep_default_na=False, na_values=[""])
-    if df.shape[1] < 6:
-        raise GeneSpliceInputError(
-            f"expected 6 tab-separated BED columns (chrom start end name score strand), "
-            f"found {df.shape[1]}", path=path, line=1)
+    df = read_table(path, header=False, min_columns=6, required=(0, 1, 2, 3, 5),
+                    comment_prefixes=("#", "track", "browser"))
     df = df.iloc[:, :6]
     df.columns = ["chrom", "start", "end", "name", "score", "strand"]
-    start = pd.to_numeric(df["start"], errors="coerce")
-    end = pd.to_numeric(df["end"], errors="coerce")
-    bad = start.isna() | end.isna() | (end <= start)
-    if bad.any():
-        i = int(bad.to_numpy().argmax())
-        raise GeneSpliceInputError(
-            f"start/end must be integers with end > start (found {df['start'].iloc[i]!r}, "
-            f"{df['end'].iloc[i]!r})", path=path, line=i + 1)
+    lines = df.index.to_numpy()
+    start = _integers(df["start"], lines, path, "BED start (column 2)")
+    end = _integers(df["end"], lines, path, "BED end (column 3)")
+    _raise_first(end <= start, lines, path, lambda i: (
+        f"expected start < end, found {start.iloc[i]} >= {end.iloc[i]}"))
     if tss_at == "center":
         tss = start + (end - start) // 2
     else:
@@ -128,7 +141,31 @@ def read_tss_bed(path: str | os.PathLike, tss_at: str = "center") -> pd.DataFram
         "gene_symbol": df["name"].where(~is_ens, pd.NA),
         "ensembl_id": df["name"].str.split(".").str[0].where(is_ens, pd.NA),
         "chrom": df["chrom"], "tss": tss, "strand": df["strand"]})
-    return _check_and_finish(out, path, first_line=1)
+    return _check_and_finish(out, path, first_line=0)
+
+
+def read_gtf(path: str | os.PathLike) -> pd.DataFrame:
+    """Every GTF record (``#`` lines skipped), checked, as strings indexed by file line.
+
+    Each line: 9 tab-separated fields; ``start``/``end`` 1-based integers with
+    ``start <= end``; strand ``+``, ``-`` or ``.``; attributes ``key "value";`` pairs.
+    """
+    path = Path(path)
+    df = read_table(path, header=False, names=GTF_COLUMNS, comment_prefixes=("#",),
+                    required=("chrom", "feature", "start", "end", "strand", "attrs"))
+    lines = df.index.to_numpy()
+    start = _integers(df["start"], lines, path, "GTF start (column 4)")
+    end = _integers(df["end"], lines, path, "GTF end (column 5)")
+    _raise_first(start < 1, lines, path, lambda i: "GTF start (column 4) must be >= 1 (1-based)")
+    _raise_first(start > end, lines, path, lambda i: (
+        f"expected start <= end, found {start.iloc[i]} > {end.iloc[i]}"))
+    _raise_first(~df["strand"].isin(["+", "-", "."]), lines, path, lambda i: (
+        f"expected strand +, - or . in column 7, found {df['strand'].iloc[i]!r}"))
+    ok = df["attrs"].str.fullmatch(_GTF_ATTRIBUTES).to_numpy(dtype=bool)
+    _raise_first(~ok, lines, path, lambda i: (
+        f"expected attributes as 'key \"value\";' pairs in column 9, found "
+        f"{df['attrs'].iloc[i][:60]!r}"))
+    return df.assign(start=start, end=end)
 
 
 def read_tss_gtf(path: str | os.PathLike, feature: str = "gene",
@@ -136,41 +173,27 @@ def read_tss_gtf(path: str | os.PathLike, feature: str = "gene",
     """GTF records of one feature type (default ``gene``); TSS = 5' end, converted to 0-based.
 
     ``id_attribute`` is the attribute used as ``gene_id`` (``gene_name`` by default, falling
-    back to the GTF ``gene_id`` when a record has no name).
+    back to the GTF ``gene_id`` when a record has no name). Every record is checked
+    (:func:`read_gtf`), and the chosen ones need strand ``+`` or ``-``.
     """
     path = Path(path)
-    names = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"]
-    with open_text(path) as fh:
-        df = pd.read_csv(fh, sep="\t", header=None, names=names, comment="#", dtype=str,
-                         keep_default_na=False, na_values=[""])
-    if df.empty:
-        raise GeneSpliceInputError("no GTF records", path=path)
-    if df["attrs"].isna().any():
-        i = int(df["attrs"].isna().to_numpy().argmax())
-        raise GeneSpliceInputError("expected 9 tab-separated GTF columns", path=path, line=i + 1)
+    df = read_gtf(path)
     df = df[df["feature"] == feature]
     if df.empty:
         raise GeneSpliceInputError(f"no {feature!r} records (column 3)", path=path)
-    start1 = pd.to_numeric(df["start"], errors="coerce")
-    end1 = pd.to_numeric(df["end"], errors="coerce")
-    bad = start1.isna() | end1.isna() | (start1 < 1)
-    if bad.any():
-        i = df.index[int(bad.to_numpy().argmax())]
-        raise GeneSpliceInputError("start/end must be 1-based integers", path=path,
-                                   line=int(i) + 1)
     attrs = df["attrs"]
     ens = attrs.str.extract(r'gene_id "([^"]+)"', expand=False)
     name = attrs.str.extract(r'gene_name "([^"]+)"', expand=False)
-    chosen = attrs.str.extract(rf'{id_attribute} "([^"]+)"', expand=False)
+    chosen = attrs.str.extract(rf'{re.escape(id_attribute)} "([^"]+)"', expand=False)
     out = pd.DataFrame({
         "gene_id": chosen.fillna(ens),
         "gene_symbol": name,
         "ensembl_id": ens.str.split(".").str[0],
         "chrom": df["chrom"],
-        "tss": (start1 - 1).where(df["strand"] != "-", end1 - 1),
+        "tss": (df["start"] - 1).where(df["strand"] != "-", df["end"] - 1),
         "strand": df["strand"]})
-    out.index = df.index  # keep file row numbers for error messages
-    return _check_and_finish(out, path, first_line=1)
+    out.index = df.index  # file line numbers for error messages
+    return _check_and_finish(out, path, first_line=0)
 
 
 def read_tss(path: str | os.PathLike) -> pd.DataFrame:

@@ -11,11 +11,9 @@ step, epoch, best_metric, rng_state (python / numpy / torch [/ cuda]), data_chec
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import torch
 
 from genesplice.io.atomic import atomic_write
 
-from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.errors import DAMAGED_FILE_ERRORS, GeneSpliceInputError
 
 FORMAT = "genesplice-checkpoint"
 VERSION = 1
@@ -144,7 +142,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise GeneSpliceInputError("checkpoint not found", path=path)
     try:
         raw = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
+    except DAMAGED_FILE_ERRORS as err:  # truncated, tampered or foreign: one line
         raise GeneSpliceInputError(f"not a readable checkpoint ({type(err).__name__}: "
                                    f"{str(err).splitlines()[0] if str(err) else ''}); expected a "
                                    "file written by genesplice save_checkpoint", path=path) from err
@@ -154,6 +152,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     if raw.get("version") != VERSION:
         raise GeneSpliceInputError(f"checkpoint version {raw.get('version')!r} (expected "
                                    f"{VERSION})", path=path)
+    missing = [f.name for f in fields(Checkpoint) if f.name != "path" and f.name not in raw]
+    if missing:
+        raise GeneSpliceInputError(f"damaged checkpoint: missing {', '.join(missing)}", path=path)
     return Checkpoint(model_state=raw["model_state"], optimizer_state=raw["optimizer_state"],
                       scheduler_state=raw["scheduler_state"], config=raw["config"],
                       step=raw["step"], epoch=raw["epoch"], best_metric=raw["best_metric"],

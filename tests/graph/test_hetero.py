@@ -72,3 +72,19 @@ def test_missing_and_corrupt(tmp_path, saved):
     (bad / "graph.json").write_text(json.dumps(meta))
     with pytest.raises(GeneSpliceInputError, match="node type 'gene'"):
         KnowledgeGraph.load(bad)
+
+
+def test_truncated_or_foreign_tensors_are_one_line(tmp_path, saved):
+    for name, write in [
+        ("cut", lambda p: p.write_bytes((saved / "tensors.pt").read_bytes()[:1000])),
+        ("foreign", lambda p: torch.save({"weights": torch.zeros(2)}, p)),
+        ("json", lambda p: None),
+    ]:
+        bad = tmp_path / name
+        shutil.copytree(saved, bad)
+        write(bad / "tensors.pt")
+        if name == "json":
+            (bad / "graph.json").write_text("[1, 2]")
+        with pytest.raises(GeneSpliceInputError) as err:
+            KnowledgeGraph.load(bad)
+        assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)

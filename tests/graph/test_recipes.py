@@ -62,3 +62,21 @@ def test_knowledge_dir_relative_to_recipe(tmp_path):
     r = load_recipe(p)
     assert r.path("annotations/go.obo.gz") == tmp_path / "data" / "annotations/go.obo.gz"
     assert isinstance(r, Recipe) and r.to_dict()["knowledge_dir"] == "data"
+
+
+def test_relative_paths_cannot_leave_their_folder(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('[go]\nenabled = true\nobo = "../../etc/passwd"\n')
+    with pytest.raises(GeneSpliceInputError, match=r"r.toml:3: key 'go.obo': .*leaves the "
+                                                   r"knowledge folder"):
+        load_recipe(p)
+    p.write_text('knowledge_dir = "../elsewhere"\n')
+    with pytest.raises(GeneSpliceInputError, match=r"r.toml:1: key 'knowledge_dir'.*leaves"):
+        load_recipe(p)
+    p.write_text('knowledge_dir = "data"\n[go]\nobo = "sub/../go.obo"\n')   # stays inside
+    assert load_recipe(p).path("sub/../go.obo") == tmp_path / "data" / "sub/../go.obo"
+    p.write_text(f'[go]\nobo = "{tmp_path / "abs.obo"}"\n')                 # absolute: as given
+    r = load_recipe(p)
+    assert r.path(r.go.obo) == tmp_path / "abs.obo"
+    with pytest.raises(GeneSpliceInputError, match="leaves the knowledge folder"):
+        r.path("../x.obo")

@@ -98,7 +98,7 @@ def test_duplicate_ids_are_counted(tmp_path, caplog):
 def test_tsv_missing_columns(tmp_path):
     path = tmp_path / "t.tsv"
     path.write_text("gene\tpos\nA\t1\n")
-    with pytest.raises(GeneSpliceInputError, match="missing columns"):
+    with pytest.raises(GeneSpliceInputError, match="missing column"):
         read_tss_tsv(path)
     with pytest.raises(GeneSpliceInputError, match="file not found"):
         read_tss_tsv(tmp_path / "absent.tsv")

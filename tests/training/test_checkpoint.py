@@ -144,3 +144,27 @@ def test_compare_checksums():
     with pytest.raises(GeneSpliceInputError, match="graph: checkpoint absent") as e:
         ck.compare_checksums({"a": "1" * 64}, {"a": "2" * 64, "graph": "3" * 64})
     assert "a: checkpoint 111111111111 vs now 222222222222" in str(e.value)
+
+
+class _Payload:
+    """A pickled object whose unpickling would run code (what weights_only must refuse)."""
+    ran = []
+
+    def __reduce__(self):
+        return (_Payload.ran.append, ("executed",))
+
+
+def test_truncated_and_tampered_checkpoints_are_one_line(tmp_path):
+    good = ck.save_checkpoint(tmp_path / "good.pt", model_state={"w": torch.zeros(64)})
+    data = good.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(data[:40] + bytes(b ^ 0xFF for b in data[40:80]) + data[80:])
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": ck.FORMAT, "x": _Payload()}, evil)
+    for path in (cut, flipped, evil):
+        with pytest.raises(GeneSpliceInputError) as err:
+            ck.load_checkpoint(path)
+        assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert _Payload.ran == []          # weights_only: the pickled call never ran
