@@ -38,10 +38,13 @@ from genesplice.models.inference import TwoStateModel
 from genesplice.models.model import GeneSpliceModel, ModelOutput
 from genesplice.training.checkpoint import (capture_rng_state, load_checkpoint,
                                             restore_rng_state, save_checkpoint)
+from genesplice.training import distributed
 from genesplice.training.config import TrainConfig, config_to_dict
 from genesplice.training.data import TrainingData
-from genesplice.training.losses import info_nce, level_profile_loss, smoothed_bce_with_logits
+from genesplice.training.losses import (info_nce, level_profile_loss, observed_gene_weights,
+                                        smoothed_bce_with_logits)
 from genesplice.training.metrics import masked_pearson
+from genesplice.training.sampling import neighbor_sampler, sample_batch
 from genesplice.training.schedules import build_scheduler
 from genesplice.training.targets import level_profile
 
@@ -143,8 +146,12 @@ def predict_rows(model: GeneSpliceModel, data: TrainingData, rows: torch.Tensor,
 
 def _loss(model: GeneSpliceModel, out: ModelOutput, data: TrainingData, rows: torch.Tensor,
           cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    lp = level_profile_loss(out.prediction, data.y[rows], data.observed[rows],
-                            level_weight=cfg.level_weight, profile_weight=cfg.profile_weight)
+    observed = data.observed[rows]
+    lp = level_profile_loss(out.prediction, data.y[rows], observed,
+                            level_weight=cfg.level_weight, profile_weight=cfg.profile_weight,
+                            kind=cfg.loss, huber_delta=cfg.huber_delta,
+                            gene_weights=(observed_gene_weights(observed)
+                                          if cfg.gene_weights == "observed" else None))
     total = lp.total
     parts = {"loss_level": lp.level.item(), "loss_profile": lp.profile.item()}
     if cfg.aux_weight > 0 and out.function_logits.shape[1] > 0:
@@ -205,10 +212,11 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
     """
     t0 = time.time()
     if device is not None:
-        model.to(device)
+        model.to(distributed.local_device(torch.device(device)))
     data = data.to(module_device(model))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed + distributed.rank())     # rank 0: exactly one process's seed
+    np.random.seed(cfg.seed + distributed.rank())
+    distributed.broadcast_parameters(model)               # every rank starts from rank 0's
     opt = configure_optimizer(model, cfg)
     train_rows = data.rows["train"]
     batch = cfg.batch_size if cfg.batch_size > 0 else len(train_rows)
@@ -223,13 +231,17 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
         state = _resume(ckpt_path, model, opt, sched, cfg)
 
     stalled = {k: (state.start_epoch - 1 - state.best_epoch[k]) for k in state.best}
-    bar = tqdm(range(state.start_epoch, cfg.epochs), desc=desc, disable=not progress,
+    bar = tqdm(range(state.start_epoch, cfg.epochs), desc=desc,
+               disable=not progress or not distributed.is_rank0(),
                leave=False, initial=state.start_epoch, total=cfg.epochs)
     for epoch in bar:
-        sums = _train_epoch(model, data, cfg, opt, sched, batch)
+        sums = _train_epoch(model, data, cfg, opt, sched, batch, epoch=epoch + 1)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], **sums}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            scores = _validate(model, data, state, stalled, epoch)
+            # rank 0 scores and keeps the best weights; every rank takes its decisions
+            scores = (_validate(model, data, state, stalled, epoch)
+                      if distributed.is_rank0() else None)
+            scores, stalled = distributed.broadcast_object((scores, stalled))
             row.update(scores)
             bar.set_postfix(level=f"{scores['val_level_pearson']:.3f}",
                             profile=f"{scores['val_gene_pearson']:.3f}")
@@ -237,9 +249,12 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
         done = (all(s >= cfg.patience for s in stalled.values()) if
                 cfg.stop_level_and_profile_separately else
                 min(stalled.values()) >= cfg.patience) and cfg.patience > 0
-        if ckpt_path is not None:
+        ranks_rng = (distributed.gather_object(capture_rng_state())
+                     if ckpt_path is not None and distributed.active() else None)
+        if ckpt_path is not None and distributed.is_rank0():
             _write(ckpt_path, model, opt, sched, cfg, config_dict, model_args, epoch + 1,
-                   state, data, done or epoch + 1 == cfg.epochs)
+                   state, data, done or epoch + 1 == cfg.epochs, ranks_rng=ranks_rng)
+        distributed.barrier()                   # the others wait for the checkpoint
         if done:
             log.info("early stop at epoch %d (no improvement for %d epochs)", epoch + 1,
                      cfg.patience)
@@ -247,6 +262,7 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     bar.close()
+    state = _from_rank0(state)
     return TrainResult(history=pd.DataFrame(state.history), best_level=state.best["level"],
                        best_profile=state.best["profile"],
                        best_level_epoch=state.best_epoch["level"],
@@ -273,32 +289,65 @@ def _resume(ckpt_path: Path | None, model: GeneSpliceModel, opt, sched, cfg: Tra
         best_epoch={"level": extra["best_level_epoch"], "profile": extra["best_profile_epoch"]},
         start_epoch=cfg.epochs if extra.get("finished") else ck.epoch)
     restore_rng_state(ck.rng_state)
+    others = extra.get("rank_rng_states") or []      # ranks 1.. of a torchrun run
+    if distributed.rank() > 0:
+        if distributed.rank() <= len(others):
+            restore_rng_state(others[distributed.rank() - 1])
+        else:                       # saved by fewer ranks: a fresh stream for this one
+            torch.manual_seed(cfg.seed + 7919 * distributed.rank() + ck.epoch)
     return state
 
 
+def _from_rank0(state: _Progress) -> _Progress:
+    """Rank 0's history, best scores and best weights on every rank (only rank 0 validates);
+    ``state`` itself in one process."""
+    if not distributed.active():
+        return state
+    on_cpu = {k: {n: t.cpu() for n, t in s.items()} for k, s in state.best_state.items()}
+    shared = distributed.broadcast_object(
+        _Progress(best_state=on_cpu, history=state.history, best=state.best,
+                  best_epoch=state.best_epoch, start_epoch=state.start_epoch))
+    return state if distributed.is_rank0() else shared
+
+
 def _train_epoch(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, opt, sched,
-                 batch: int) -> dict[str, float]:
+                 batch: int, *, epoch: int = 0) -> dict[str, float]:
     """One pass over the training genes in shuffled mini-batches (steps 1-3 of the module
-    docstring); returns the epoch's mean loss parts."""
+    docstring); returns the epoch's mean loss parts.
+
+    Under torchrun every rank walks rank 0's order (the batches one process would draw), takes
+    its shard of each batch and adds its gradient, weighted by shard size, to the others'
+    (:mod:`~genesplice.training.distributed`) before the shared clip and step."""
     model.train()
     model.refresh_sequence_cache(data.sequences)
+    sampler = (neighbor_sampler(data.graph_inputs, cfg.num_neighbors, cfg.edge_num_neighbors)
+               if cfg.graph_batches == "sampled" else None)   # None: exact receptive fields
     train_rows = data.rows["train"]
-    order = train_rows[torch.randperm(len(train_rows)).to(train_rows.device)]
+    perm = distributed.broadcast_tensor(torch.randperm(len(train_rows)))
+    order = train_rows[perm.to(train_rows.device)]
     sums: dict[str, float] = {}
-    for i in range(0, len(order), batch):
-        rows = order[i:i + batch]
-        view = data.graph_inputs.drop_edges(cfg.edge_dropout)
-        out = model(view, data.sequences, rows)
-        loss, parts = _loss(model, out, data, rows, cfg)
+    for step, i in enumerate(range(0, len(order), batch)):
+        distributed.fault_point(epoch, step)
+        rows = distributed.shard(order[i:i + batch])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        parts: dict[str, float] = {}
+        if len(rows):
+            if sampler is None:
+                view = data.graph_inputs.drop_edges(cfg.edge_dropout)
+                out = model(view, data.sequences, rows)
+            else:                       # train.graph_batches = "sampled" (training/sampling.py)
+                b = sample_batch(data.graph_inputs, data.sequences, rows, sampler)
+                out = model(b.graph.drop_edges(cfg.edge_dropout), b.sequences, b.seeds)
+            loss, parts = _loss(model, out, data, rows, cfg)
+            loss.backward()
+        distributed.allreduce_gradients(model, len(rows) / len(order[i:i + batch]))
         if cfg.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
         opt.step()
         sched.step()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v * len(rows) / len(order)
-    return sums
+    return distributed.allreduce_sums(sums)
 
 
 def _validate(model: GeneSpliceModel, data: TrainingData, state: _Progress,
@@ -328,7 +377,10 @@ def _validate(model: GeneSpliceModel, data: TrainingData, state: _Progress,
 
 def _write(path: Path, model: GeneSpliceModel, opt, sched, cfg: TrainConfig,
            config_dict: dict | None, model_args: dict | None, epoch: int, state: _Progress,
-           data: TrainingData, finished: bool) -> None:
+           data: TrainingData, finished: bool, ranks_rng: list | None = None) -> None:
+    """The checkpoint of step 5; ``ranks_rng``: every rank's RNG state under torchrun (rank
+    0's is ``rng_state``, the others' go to ``extra["rank_rng_states"]``, so a restarted run
+    continues each rank's random stream)."""
     history = state.history
     columns = sorted({k for row in history for k in row})
     rows = [[row.get(c, float("nan")) for c in columns] for row in history]
@@ -347,4 +399,5 @@ def _write(path: Path, model: GeneSpliceModel, opt, sched, cfg: TrainConfig,
                "history_columns": columns, "history_rows": rows, "finished": finished,
                "model_args": copy.deepcopy(model_args or {}),
                "tissues": list(data.tissues), "function_names": list(data.function_names),
-               "feature_names": list(data.feature_names)})
+               "feature_names": list(data.feature_names),
+               **({"rank_rng_states": list(ranks_rng[1:])} if ranks_rng else {})})
