@@ -142,6 +142,15 @@ class GeneResolver:
         else:
             self._uniprot_extra, self._uniprot_extra_amb = {}, {}
         self._cache: dict[str, tuple[str | None, str]] = {}
+        # Entrez gene id -> official symbol (only asked for explicitly, see entrez_symbols:
+        # all-digit ids never enter the general lookup, so other parsers are unaffected)
+        self._entrez: dict[str, str] = (
+            {} if "entrez_id" not in table.columns else
+            dict(zip(table["entrez_id"].astype(str).str.strip(), table["symbol"])))
+        # official symbol -> its first listed Ensembl gene id (for output tables)
+        first_ens = table.dropna(subset=["ensembl_ids"])
+        self._symbol_ensembl: dict[str, str] = dict(zip(
+            first_ens["symbol"], first_ens["ensembl_ids"].str.split("|").str[0]))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -246,6 +255,22 @@ class GeneResolver:
         uniq = pd.unique(ids.dropna())
         mapping, _ = self.resolve(uniq, report)
         return ids.map(mapping)
+
+    def entrez_symbols(self, ids: Iterable[str]) -> dict[str, str]:
+        """``{entrez id: official symbol}`` for the Entrez gene ids the table knows (ids it
+        does not know are absent; ``'7157'`` and ``'7157.0'`` are the same id)."""
+        out = {}
+        for x in ids:
+            key = str(x).strip()
+            key = key[:-2] if key.endswith(".0") else key
+            if key in self._entrez:
+                out[x] = self._entrez[key]
+        return out
+
+    def ensembl_ids_of(self, symbols: Iterable[str]) -> list[str]:
+        """The first Ensembl gene id the table lists for each official symbol ("" where it
+        lists none or the symbol is not official), in input order."""
+        return [self._symbol_ensembl.get(s, "") for s in symbols]
 
     def __contains__(self, symbol: str) -> bool:
         return symbol in self.symbols

@@ -11,15 +11,19 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 import torch
 
 from genesplice.api.base import RELATION_LABELS
+from genesplice.annotations.ids import default_resolver
 from genesplice.api.inductive import InductiveMixin, NewGene
 from genesplice.io.atomic import atomic_write
 from genesplice.io.errors import GeneSpliceInputError
+from genesplice.io.knowledge import sha256_file
 from genesplice.sequence.encode import decode_tokens
+from genesplice.training.experiment import prediction_splits
 from genesplice.training.experiment import write_predictions as write_prediction_table
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,8 @@ class PredictionMixin(InductiveMixin):
                 tissues: Iterable[str] | str | None = None, *,
                 sequences: Mapping[str, str] | None = None,
                 annotations: Mapping[str, Sequence[str] | pd.DataFrame] | None = None,
-                batch_size: int = 20_000, progress: bool = True) -> pd.DataFrame:
+                batch_size: int = 20_000, progress: bool = True,
+                as_anndata: bool = False) -> pd.DataFrame | anndata.AnnData:
         """Predicted expression, genes × tissues.
 
         ``genes``: symbols, aliases or Ensembl/UniProt ids (default: every gene of the
@@ -44,6 +49,12 @@ class PredictionMixin(InductiveMixin):
         DataFrame from :meth:`annotations`) are given for it: it is added to the graph as a new
         gene node. ``df.attrs``: ``unit``, ``views`` (gene → the views it had: ``sequence``,
         ``graph``), ``inductive`` (new gene → what it was given and what was not usable).
+
+        ``as_anndata=True``: an :class:`anndata.AnnData` instead (scverse convention) —
+        ``obs`` = tissues, ``var`` = genes (index: symbol; columns ``ensembl_id``,
+        ``graph_gene_id``, ``views``), ``X`` the predictions (float32), ``uns`` the unit, the
+        model (variant, checkpoint and its sha256) and the data checksums, ``varm`` the
+        gene embeddings (``X_sequence`` / ``X_graph`` / ``X_fused``, the views the model has).
         """
         if genes is None:
             ids = self._expressed_ids()
@@ -63,10 +74,36 @@ class PredictionMixin(InductiveMixin):
         df = pd.DataFrame(pred.cpu().numpy().astype(np.float64),
                           columns=pd.Index(self.tissues, name="tissue"),
                           index=pd.Index(index, name="gene_symbol"))[columns]
-        df = df[~df.index.duplicated(keep="first")]
+        keep = ~df.index.duplicated(keep="first")
+        df = df[keep]
         views, inductive = self._views(index, has.cpu().tolist(), new)
         df.attrs.update({"unit": self.unit, "views": views, "inductive": inductive})
-        return df
+        if not as_anndata:
+            return df
+        emb = self._model.embeddings(graph, seq, torch.tensor(rows, dtype=torch.long))
+        varm = {f"X_{name}": getattr(emb, name).cpu().numpy()[keep].astype(np.float32)
+                for name in EMBEDDING_VIEWS if getattr(emb, name) is not None}
+        graph_ids = [g or "" for g, k in zip(known, keep) if k]
+        return self._anndata(df, graph_ids, varm)
+
+    def _anndata(self, df: pd.DataFrame, graph_ids: list[str],
+                 varm: dict[str, np.ndarray]) -> anndata.AnnData:
+        """Predictions ``df`` (genes × tissues) as AnnData: obs = tissues, var = genes."""
+        ensembl = default_resolver().ensembl_ids_of(graph_ids)
+        var = pd.DataFrame({"ensembl_id": ensembl, "graph_gene_id": graph_ids,
+                            "views": [df.attrs["views"].get(g, "") for g in df.index]},
+                           index=pd.Index([str(g) for g in df.index], name="gene_symbol"))
+        obs = pd.DataFrame(index=pd.Index([str(t) for t in df.columns], name="tissue"))
+        ck = self.checkpoint
+        model = {"variant": self.variant, "checkpoint": "" if ck is None else str(ck),
+                 "checkpoint_sha256": (sha256_file(ck) if ck is not None and Path(ck).is_file()
+                                       else "")}
+        uns = {"unit": self.unit, "model": model,
+               "data_checksums": {k: str(v) for k, v in self.data.checksums.items()},
+               "inductive": {k: str(v) for k, v in df.attrs["inductive"].items()},
+               "layout": "obs = tissues, var = genes, X = predicted expression in uns['unit']"}
+        return anndata.AnnData(X=df.to_numpy(np.float32).T, obs=obs, var=var, uns=uns,
+                               varm=varm)
 
     def _views(self, names: list[str], has: list[bool], new: list[NewGene]
                ) -> tuple[dict[str, str], dict[str, str]]:
@@ -121,19 +158,26 @@ class PredictionMixin(InductiveMixin):
 
     def write_predictions(self, path: str | os.PathLike, genes: Iterable[str] | None = None,
                           progress: bool = True) -> Path:
-        """Write predictions as CSV (first column ``gene_symbol``, one column per tissue),
-        atomically.
+        """Write predictions atomically: CSV (first column ``gene_symbol``, one column per
+        tissue), or AnnData when ``path`` ends in ``.h5ad`` (:meth:`predict` with
+        ``as_anndata=True``).
 
-        Without ``genes``: every gene of the expression table, the same table (and side files
+        Without ``genes``: **every gene of the graph**; as CSV the same table (and side files
         ``.splits.csv`` / ``.meta.json``) as a training run's ``predictions.csv``."""
+        path = Path(path)
+        if genes is None and self._inputs is not self.data.graph_inputs:
+            raise GeneSpliceInputError("this GeneSplice holds a modified graph; write the "
+                                       "full table from the loaded one")
+        wanted = list(self._gene_ids) if genes is None else genes
+        if path.suffix.lower() == ".h5ad":
+            adata = self.predict(wanted, progress=progress, as_anndata=True)
+            if genes is None:
+                splits = prediction_splits(self.data).set_index("graph_gene_id")
+                adata.var["split"] = splits.loc[adata.var["graph_gene_id"], "split"].to_numpy()
+            return atomic_write(path, lambda tmp: adata.write_h5ad(tmp))
         if genes is None:
-            if self._inputs is not self.data.graph_inputs:
-                raise GeneSpliceInputError("this GeneSplice holds a modified graph; write the "
-                                           "full table from the loaded one")
-            df = self.predict(progress=progress)
-            full = np.full((len(self._gene_ids), len(self.tissues)), np.nan, dtype=np.float64)
-            symbols = [self._symbol(g) for g in self._gene_ids]
-            full[pd.Index(symbols).get_indexer(df.index)] = df.to_numpy()
+            df = self.predict(wanted, progress=progress)
+            full = df.reindex([self._symbol(g) for g in self._gene_ids]).to_numpy()
             return write_prediction_table(path, self.data, full, self.unit)
         table = self.predict(genes, progress=progress).reset_index()
         return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False,

@@ -12,6 +12,10 @@ Data flow for one forward pass (full graph, then the requested genes):
       weighted per tissue (label trick: a gene never reads its own label)
     + function head (auxiliary, multi-label) and projection heads (contrastive views).
 
+Every head is built by name through the registry of :mod:`genesplice.models.heads`
+(``tissue``, ``function``, ``contrastive``; ``config.extra_heads`` adds registered heads of
+one's own, read out in ``ModelOutput.extra``).
+
 Variants (ablations) change which views exist, never what ``forward`` returns:
 ``"fused"``, ``"sequence_only"`` (no graph, no membership), ``"graph_only"`` (no sequence:
 gene nodes start from one shared learned vector, never a per-gene lookup). ``use_gat=False``
@@ -24,10 +28,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 from torch import Tensor, nn
 
-from genesplice.models.fusion import (ExpressionHeads, GatedFusion, LabelGate, MembershipLinear,
-                                      ProjectionHead)
+from genesplice.models.fusion import GatedFusion, LabelGate, MembershipLinear
 from genesplice.models.graph_encoder import (EdgeType, GraphEncoderConfig, HeteroGATEncoder,
                                              edges_into, restrict_to_targets)
+from genesplice.models.heads import build_head
 from genesplice.models.label_attention import LabelAttentionOutput, TissueLabelAttention
 
 VARIANTS = ("fused", "sequence_only", "graph_only")
@@ -47,6 +51,9 @@ class FusedModelConfig:
     label_attention: bool = False
     label_init: float = 0.4          # starting blend weight of the label read-out per column
     graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
+    #: more heads on the gene states, each ``(output key, registered head name, outputs)``:
+    #: ``build_head(name, dim=hidden, n_outputs=outputs)``, read out in ``ModelOutput.extra``
+    extra_heads: tuple[tuple[str, str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -55,6 +62,11 @@ class FusedModelConfig:
             raise ValueError("use_gat=False is the graph_only ablation (linear path alone)")
         if self.graph.hidden != self.hidden:
             raise ValueError(f"graph.hidden ({self.graph.hidden}) must equal hidden ({self.hidden})")
+        object.__setattr__(self, "extra_heads",
+                           tuple((str(k), str(n), int(o)) for k, n, o in self.extra_heads))
+        keys = [k for k, _, _ in self.extra_heads]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"extra_heads has repeated output keys: {keys}")
 
     @property
     def uses_sequence(self) -> bool:
@@ -204,6 +216,7 @@ class ModelOutput:
     z_seq: Tensor | None          # [g, p] contrastive sequence view (fused only)
     z_graph: Tensor | None        # [g, p] contrastive graph view (fused only)
     gate: Tensor | None           # [g, d] fusion gate (fused only)
+    extra: dict[str, Tensor] = field(default_factory=dict)  # config.extra_heads' outputs
 
     @property
     def prediction(self) -> Tensor:
@@ -244,14 +257,17 @@ class GeneSpliceModel(nn.Module):
             self.node_embeddings = None
             self.graph_encoder = None
         self.fusion = GatedFusion(d) if config.variant == "fused" else None
-        self.heads = ExpressionHeads(d, n_tissues, config.head_dropout)
+        self.heads = build_head("tissue", dim=d, n_outputs=n_tissues,
+                                dropout=config.head_dropout)
         self.membership_linear = (MembershipLinear(n_membership_features, n_tissues)
                                   if config.uses_graph and config.use_membership
                                   and n_membership_features > 0 else None)
-        self.function_head = nn.Linear(d, n_function_labels) if n_function_labels else None
+        self.function_head = (build_head("function", dim=d, n_outputs=n_function_labels)
+                              if n_function_labels else None)
         if config.variant == "fused":
-            self.proj_seq, self.proj_graph = ProjectionHead(d, config.proj_dim), \
-                ProjectionHead(d, config.proj_dim)
+            self.proj_seq, self.proj_graph = (build_head("contrastive", dim=d,
+                                                         out_dim=config.proj_dim)
+                                              for _ in range(2))
         else:
             self.proj_seq = self.proj_graph = None
         if config.uses_sequence and config.use_window and window_dim > 0:
@@ -268,6 +284,8 @@ class GeneSpliceModel(nn.Module):
             self.label_gate = LabelGate(d, n_tissues + 1, config.label_init)
         else:
             self.label_attention = self.label_gate = None
+        self.extra_heads = nn.ModuleDict({
+            key: build_head(name, dim=d, n_outputs=n) for key, name, n in config.extra_heads})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -382,7 +400,9 @@ class GeneSpliceModel(nn.Module):
             profile = profile - profile.mean(dim=-1, keepdim=True)
         logits = (self.function_head(h) if self.function_head is not None
                   else h.new_zeros(len(gene_rows), 0))
-        return ModelOutput(level, profile, logits, has_all[gene_rows], z_seq, z_graph, gate)
+        extra = {key: head(h) for key, head in self.extra_heads.items()}
+        return ModelOutput(level, profile, logits, has_all[gene_rows], z_seq, z_graph, gate,
+                           extra)
 
     def gene_states(self, graph: GraphInputs, h_in: Tensor, gene_rows: Tensor
                     ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:

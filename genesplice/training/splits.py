@@ -79,6 +79,11 @@ class ChromosomeSplit:
     def n_unknown(self) -> int:
         return len(self.unknown_chromosome)
 
+    @property
+    def has_test_set(self) -> bool:
+        """False when the genes reach none of the test chromosomes (validation only)."""
+        return bool(self.test)
+
     def assignment(self) -> pd.Series:
         """Series gene_id -> ``train``/``val``/``test`` (unknown-chromosome genes absent)."""
         parts = [(g, p) for p, genes in (("train", self.train), ("val", self.val),
@@ -101,8 +106,12 @@ def chromosome_split(gene_to_chrom: Mapping[str, str], test: Sequence[str] = ("c
     ``gene_to_chrom`` maps gene symbol -> chromosome (any naming style). ``genes`` chooses which
     genes to split (e.g. the expression table's); default: every key of ``gene_to_chrom``.
     Genes without a chromosome are reported in ``unknown_chromosome`` (and logged), never put in
-    a partition. A chromosome named in both ``test`` and ``val``, an empty ``test``, or a held-out
-    chromosome that holds none of the genes is a :class:`GeneSpliceInputError`.
+    a partition. When the genes (e.g. a user's partial table) reach none of the ``test``
+    chromosomes but do reach the validation ones, the split has no test set
+    (:attr:`ChromosomeSplit.has_test_set` false; logged). A chromosome named in both ``test``
+    and ``val``, an empty ``test``, a validation chromosome that holds none of the genes, or a
+    held-out chromosome ``gene_to_chrom`` does not know at all is a
+    :class:`GeneSpliceInputError`.
     """
     if isinstance(test, str) or isinstance(val, str):
         raise GeneSpliceInputError("test/val must be sequences of chromosome names, "
@@ -131,10 +140,24 @@ def chromosome_split(gene_to_chrom: Mapping[str, str], test: Sequence[str] = ("c
         else:
             train_g.append(g)
     seen = {lookup[g] for g in gene_list if g in lookup}
+    known = set(lookup.values())
     absent = [c for c in test_c + val_c if c not in seen]
+    # a test chromosome that the map knows but the genes do not reach (a partial table):
+    # no test set, validation only; a name the map does not know at all (a typo) or a
+    # validation chromosome without genes is an error
+    no_test = [c for c in absent if c in ts and c in known]
+    if no_test and len(no_test) == len(test_c) and val_g:
+        log.warning("test chromosomes %s hold none of the %d genes: there is no test set; "
+                    "only validation metrics can be reported", no_test, len(gene_list))
+        absent = [c for c in absent if c not in no_test]
+    elif no_test and len(no_test) < len(test_c):
+        log.warning("test chromosomes %s hold none of the %d genes", no_test, len(gene_list))
+        absent = [c for c in absent if c not in no_test]
     if absent:
         raise GeneSpliceInputError(f"held-out chromosomes {absent} hold none of the "
-                                   f"{len(gene_list)} genes (known: {sorted(seen)[:30]})")
+                                   f"{len(gene_list)} genes (known: {sorted(seen)[:30]}); "
+                                   "choose others with --set train.val_chromosomes=[...] / "
+                                   "train.test_chromosomes=[...]")
     if unknown:
         log.info("%d of %d genes have no chromosome (e.g. %s); left out of the split",
                  len(unknown), len(gene_list), ", ".join(unknown[:5]))

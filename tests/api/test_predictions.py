@@ -55,3 +55,24 @@ def test_write_predictions_for_genes_is_atomic_csv(gs, tmp_path):
     assert list(got["gene_symbol"]) == ["TP53", "ALB"]
     want = gs.predict(["TP53", "ALB"], progress=False).to_numpy()
     np.testing.assert_allclose(got[gs.tissues].to_numpy(), want, atol=5e-6)
+
+
+def test_predict_as_anndata_obs_tissues_var_genes(gs):
+    """``as_anndata=True``: the same numbers as the DataFrame, transposed to the scverse
+    layout (obs = tissues, var = genes), with ids, unit, checksums and embeddings."""
+    genes = ["TP53", "ENSG00000163631", "myc"]
+    df = gs.predict(genes, progress=False)
+    ad = gs.predict(genes, progress=False, as_anndata=True)
+    assert ad.shape == (len(gs.tissues), 3)
+    assert list(ad.obs_names) == gs.tissues and list(ad.var_names) == ["TP53", "ALB", "MYC"]
+    assert ad.obs_names.name == "tissue" and ad.var_names.name == "gene_symbol"
+    np.testing.assert_allclose(ad.X.T, df.to_numpy(), atol=1e-5)          # float32
+    assert list(ad.var["ensembl_id"]) == ["ENSG00000141510", "ENSG00000163631",
+                                          "ENSG00000136997"]
+    assert list(ad.var["graph_gene_id"]) == ["TP53", "ALB", "MYC"]
+    assert ad.uns["unit"] == "log10(nTPM + 1)" == df.attrs["unit"]
+    assert ad.uns["data_checksums"] == gs.data.checksums
+    assert ad.uns["model"]["variant"] == gs.variant
+    emb = gs.embed(["TP53", "ALB", "MYC"], view="fused")
+    np.testing.assert_allclose(ad.varm["X_fused"], emb.to_numpy(), atol=1e-5)
+    assert set(ad.varm) == {"X_sequence", "X_graph", "X_fused"}

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from genesplice.training.targets import level_profile
-from genesplice.training.losses import (info_nce, level_profile_loss,
-                                        masked_mse, smoothed_bce_with_logits,
-                                        smoothed_cross_entropy)
+from genesplice.training.losses import (info_nce, level_profile_loss, masked_loss,
+                                        masked_mse, observed_gene_weights,
+                                        smoothed_bce_with_logits, smoothed_cross_entropy)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +96,69 @@ def test_label_smoothing_synthetic():
     ce = smoothed_cross_entropy(synthetic_logits, torch.tensor([0, 1]), smoothing=0.1)
     assert ce.item() == pytest.approx(F.cross_entropy(synthetic_logits, torch.tensor([0, 1]),
                                                       label_smoothing=0.1).item())
+
+
+# --------------------------------------------------------------------- robust to noisy labels
+
+def _fit_linear(x, y, kind, steps=300):
+    """A linear map from 25 tissues to 12 others, fitted with ``level_profile_loss``."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(x.shape[1], y.shape[1])
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05)
+    for _ in range(steps):
+        loss = level_profile_loss(lin(x), y, kind=kind, huber_delta=0.5).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return lin
+
+
+def test_huber_degrades_gracefully_with_corrupted_labels(expression, chr8_split):
+    """Real rows: predict 12 tissues from the other 25 (train: 1,500 training-chromosome
+    genes, test: chr8). Corrupting 10% of the training genes' labels with large outliers
+    (+5 to +8 log10 units) ruins the MSE fit; the Huber fit barely moves."""
+    values = expression.values.dropna()
+    train = values.loc[values.index.isin(list(chr8_split.train))].iloc[:1500]
+    test = values.loc[values.index.isin(list(chr8_split.test))]
+    as_t = lambda df: torch.tensor(df.to_numpy(), dtype=torch.float32)
+    x_tr, y_tr = as_t(train.iloc[:, :25]), as_t(train.iloc[:, 25:])
+    x_te, y_te = as_t(test.iloc[:, :25]), as_t(test.iloc[:, 25:])
+    rng = np.random.default_rng(0)
+    bad = rng.choice(len(y_tr), len(y_tr) // 10, replace=False)
+    noisy = y_tr.clone()
+    noisy[bad] = torch.tensor(rng.uniform(5, 8, (len(bad), y_tr.shape[1])), dtype=torch.float32)
+
+    def test_mse(kind, y):
+        lin = _fit_linear(x_tr, y, kind)
+        with torch.no_grad():
+            return float((lin(x_te) - y_te).pow(2).mean())
+
+    clean = {k: test_mse(k, y_tr) for k in ("mse", "huber")}
+    corrupt = {k: test_mse(k, noisy) for k in ("mse", "huber")}
+    assert clean["huber"] < 1.1 * clean["mse"]              # no price on clean labels
+    assert corrupt["mse"] > 3 * clean["mse"]                 # MSE is pulled by the outliers
+    assert corrupt["huber"] < 1.5 * clean["huber"]           # Huber degrades gracefully
+    assert corrupt["huber"] < 0.3 * corrupt["mse"], (clean, corrupt)
+
+
+def test_observed_gene_weights_and_weighted_loss():
+    mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    w = observed_gene_weights(mask)
+    assert torch.allclose(w, torch.tensor([1.6, 0.4, 0.0]))
+    pred, target = torch.zeros(3, 4), torch.ones(3, 4)
+    # equal weights: the weighted loss is the plain masked MSE
+    plain = masked_mse(pred, target, mask)
+    assert torch.isclose(masked_loss(pred, target, mask, weight=torch.ones(3, 1)), plain)
+    # a gene with weight 0 adds nothing; huber is quadratic below delta, linear above
+    target2 = torch.tensor([[1.0] * 4, [100.0, 0, 0, 0], [0.0] * 4])
+    assert torch.isclose(masked_loss(pred, target2, mask, weight=torch.tensor([[1.0], [0.0],
+                                                                              [1.0]])),
+                         torch.tensor(1.0))
+    assert torch.isclose(masked_loss(torch.zeros(1), torch.tensor([0.5]),
+                                     torch.tensor([True]), kind="huber", huber_delta=1.0),
+                         torch.tensor(0.125))
+    assert torch.isclose(masked_loss(torch.zeros(1), torch.tensor([3.0]),
+                                     torch.tensor([True]), kind="huber", huber_delta=1.0),
+                         torch.tensor(2.5))
+    with pytest.raises(ValueError, match="loss kind"):
+        masked_loss(pred, target, mask, kind="l1")

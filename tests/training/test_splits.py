@@ -72,3 +72,17 @@ def test_gene_chromosomes_missing_column(tmp_path):
     with pytest.raises(GeneSpliceInputError) as e:
         gene_chromosomes(p)
     assert e.value.line == 1 and "gene_symbol" in str(e.value)
+
+
+def test_partial_table_without_test_chromosome_genes_has_no_test_set(expression, gene_chrom):
+    """A user's table with no gene on the test chromosome still splits (validation only);
+    a test chromosome the map does not know at all (a typo) is still an error."""
+    genes = [g for g in expression.gene_ids[:3000] if gene_chrom.get(g) != "chr8"]
+    split = chromosome_split(gene_chrom, test=("chr8",), val=("chr9",), genes=genes)
+    assert not split.has_test_set and split.test == ()
+    assert len(split.val) > 0 and len(split.train) > 0
+    with pytest.raises(GeneSpliceInputError, match="chr99"):
+        chromosome_split(gene_chrom, test=("chr99",), val=("chr9",), genes=genes)
+    no_val = [g for g in genes if gene_chrom.get(g) != "chr9"]
+    with pytest.raises(GeneSpliceInputError, match="val_chromosomes"):
+        chromosome_split(gene_chrom, test=("chr8",), val=("chr9",), genes=no_val)

@@ -1,0 +1,114 @@
+"""Fine-tuning to a new table on a small real slice: 12 HPA tissues held out as the "new" table,
+a base model trained (1 epoch) on the other 25 on 300 training-chromosome genes + 40 chr8 /
+40 chr9 genes. Checks: per-tissue parts initialised through the old → new map, the trunk
+kept, frozen parts fixed, no test label reaching any input, and a checkpoint that loads."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genesplice.api import GeneSplice
+from genesplice.io.errors import GeneSpliceInputError
+from genesplice.studies.finetune_study import NEW_TISSUES, split_table
+from genesplice.training.config import DataConfig, RunConfig, with_overrides
+from genesplice.training.experiment import (fit_ridge, load_trained, prepare_from_config,
+                                            train_variant)
+from genesplice.training.finetune import (finetune_config, finetune_model, freeze, load_base,
+                                          run_finetune)
+from genesplice.training.splits import gene_chromosomes
+
+pytestmark = pytest.mark.slow     # trains a small base model and fine-tunes it three times
+
+SMALL = ["train.epochs=2", "train.batch_size=64", "train.warmup_steps=2", "train.patience=0",
+         "train.seeds=1", "pretrain.steps=0"]
+
+
+@pytest.fixture(scope="module")
+def setup(kg, saved, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("finetune")
+    base_table, new_table = split_table(tmp / "tables")
+    chrom = gene_chromosomes()
+    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
+    rng = np.random.default_rng(1)
+    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
+    pick = (list(rng.choice(rest, 300, replace=False))
+            + [g for g in genes if chrom[g] == "chr8"][:40]
+            + [g for g in genes if chrom[g] == "chr9"][:40])
+    cfg = with_overrides(RunConfig(out_dir=str(tmp / "base"),
+                                   data=DataConfig(expression_path=str(base_table),
+                                                   graph_path=str(saved))),
+                         [*SMALL, "train.epochs=1"])
+    data = prepare_from_config(cfg, graph=kg, genes=pick, progress=False)
+    train_variant("fused", data, cfg, ridge=fit_ridge(data, cfg), out_dir=tmp / "base",
+                  progress=False)
+    base = load_base(tmp / "base" / "fused.pt", graph=kg, genes=pick, progress=False)
+    new_cfg = finetune_config(base, new_table, tmp / "ft", SMALL)
+    new = prepare_from_config(new_cfg, graph=kg, genes=pick, progress=False)
+    result = finetune_model(base, new, new_cfg, out_dir=tmp / "ft", progress=False)
+    return dict(tmp=tmp, kg=kg, pick=pick, base=base, cfg=new_cfg, data=new, result=result,
+                new_table=new_table)
+
+
+def test_new_heads_and_the_kept_trunk(setup):
+    base, data, res = setup["base"], setup["data"], setup["result"]
+    assert len(base.tissues) == 25 and data.tissues == list(NEW_TISSUES)
+    assert res.predictions.shape == (data.n_genes, 12) and np.isfinite(res.predictions).all()
+    model, _, profile_state, ck = load_trained(setup["tmp"] / "ft" / "finetuned.pt")
+    assert ck.extra["tissues"] == list(NEW_TISSUES)
+    assert model.heads.profile[3].out_features == 12 and model.label_gate.proj.out_features == 13
+    # the label read-out reads the NEW table's training genes (level + 12 centred tissues)
+    gi = data.graph_inputs
+    assert gi.labels.shape[1] == 13
+    train = data.rows["train"]
+    y = data.y[train]
+    assert torch.allclose(gi.labels[train, 0], y.nanmean(1), atol=1e-4)
+    # the map was fitted and the initialisation predicts through it
+    assert res.tissue_map.A.shape == (25, 12)
+    assert np.corrcoef(res.mapped[train.numpy()].ravel(), y.numpy().ravel())[0, 1] > 0.5
+
+
+def test_init_copies_the_trunk_and_frozen_parts_stay(setup, tmp_path):
+    base, cfg = setup["base"], with_overrides(setup["cfg"], ["train.epochs=1"])
+    res = finetune_model(base, setup["data"], cfg, out_dir=tmp_path,
+                         freeze_parts=("sequence", "graph"), progress=False)
+    state = res.model.state_dict()
+    for key in ("sequence_encoder.embed.weight", "graph_encoder.layers.0.convs.0.lin_l.weight"):
+        if key in state:
+            assert torch.equal(state[key].cpu(), base.state[key])
+    frozen = [n for n, p in res.model.named_parameters() if n.startswith("sequence_encoder.")]
+    assert frozen and all(torch.equal(res.model.state_dict()[n].cpu(), base.state[n])
+                          for n in frozen)
+    with pytest.raises(GeneSpliceInputError, match="unknown --freeze"):
+        freeze(res.model, ("heads",))
+
+
+def test_test_labels_never_reach_an_input(setup, tmp_path):
+    """Scrambling the new table's test-chromosome values changes the targets, not one
+    prediction (validation values choose epochs and the map's penalty, test values nothing)."""
+    data = setup["data"]
+    test_genes = {data.gene_ids[i] for i in data.rows["test"].tolist()}
+    table = pd.read_csv(setup["new_table"], sep="\t")
+    rows = table["gene_symbol"].isin(test_genes).to_numpy()
+    rng = np.random.default_rng(0)
+    cols = list(NEW_TISSUES)
+    table.loc[rows, cols] = rng.permutation(table.loc[rows, cols].to_numpy().ravel()
+                                            ).reshape(int(rows.sum()), len(cols)) * 5 + 7
+    path = tmp_path / "scrambled.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    cfg = finetune_config(setup["base"], path, tmp_path, SMALL)
+    other = prepare_from_config(cfg, graph=setup["kg"], genes=setup["pick"], progress=False)
+    assert not torch.equal(torch.nan_to_num(other.y), torch.nan_to_num(data.y))
+    res = finetune_model(setup["base"], other, cfg, out_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(res.predictions, setup["result"].predictions, atol=1e-5)
+
+
+def test_run_finetune_writes_outputs_that_load(setup, tmp_path):
+    tmp = setup["tmp"]
+    labelled = tmp / "labelled.txt"
+    labelled.write_text("\n".join(setup["pick"]) + "\n")
+    # the command's path on the same slice: the base checkpoint from a subset needs genes=
+    with pytest.raises(GeneSpliceInputError, match="labelled-gene subset"):
+        run_finetune(tmp / "base" / "fused.pt", setup["new_table"], tmp_path / "x",
+                     progress=False)
+    gs = GeneSplice.load(tmp / "ft" / "finetuned.pt", genes=setup["pick"], progress=False)
+    assert list(gs.tissues) == list(NEW_TISSUES)
