@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from genesplice.io.atomic import check_writable_dir
 from genesplice.io.errors import GeneSpliceInputError
 
 
@@ -48,8 +49,12 @@ def _add_build_graph(sub: argparse._SubParsersAction) -> None:
 
 def _run_build_graph(args: argparse.Namespace) -> int:
     from genesplice.graph.build import build_graph
+    from genesplice.graph.recipes import load_recipe
     from genesplice.training.report import graph_summary_text
+    from genesplice.training.validate import check_recipe_inputs
 
+    check_writable_dir(args.out)                       # before the build, not after it
+    check_recipe_inputs(load_recipe(args.recipe))
     kg = build_graph(args.recipe, progress=not args.quiet)
     out = kg.save(args.out)
     print(graph_summary_text(kg))
@@ -58,19 +63,28 @@ def _run_build_graph(args: argparse.Namespace) -> int:
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("validate", help="check one input file before a long build")
-    p.add_argument("file", help="input file (plain or .gz)")
-    p.add_argument("--format", choices=("obo", "gaf", "gmt", "tsv", "bed", "gtf", "fasta"),
-                   default=None,
-                   help="file format (default: guessed from the name)")
+    p = sub.add_parser("validate", help="check input files with the pipeline's own readers "
+                                        "before a long run")
+    p.add_argument("files", nargs="+", metavar="FILE", help="input files (plain or .gz)")
+    p.add_argument("--format", default=None, metavar="KIND",
+                   help="kind of file (default: guessed from the name and the first line); "
+                        "obo, gaf, gmt, reactome-mapping, reactome-hierarchy, reactome-names, "
+                        "trrust, dorothea, tss, bed, gtf, gene-structure, expression, fasta, "
+                        "fai, vcf, variants, gene-ids, recipe, config")
     p.set_defaults(func=_run_validate)
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from genesplice.annotations.validate import validate_file
+    from genesplice.training.validate import validate_file
 
-    print(validate_file(args.file, args.format))
-    return 0
+    failed = 0
+    for path in args.files:  # every file is checked; each problem is one line on stderr
+        try:
+            print(validate_file(path, args.format))
+        except GeneSpliceInputError as err:
+            print(f"genesplice: error: {err}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
 
 
 def _add_device(p: argparse.ArgumentParser, default: str) -> None:
@@ -105,6 +119,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from genesplice.training.demo import run_demo
 
+    check_writable_dir(args.out)
     run_demo(args.out, recipe=args.recipe, epochs=args.epochs, seeds=args.seeds,
              pretrain_steps=args.pretrain_steps, max_genes=args.max_genes,
              threads=args.threads, device=args.device, progress=not args.quiet)
@@ -134,23 +149,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from genesplice.training import distributed
     from genesplice.training.config import RunConfig, load_config, with_overrides
     from genesplice.training.experiment import ABLATIONS, run_experiment
+    from genesplice.training.validate import check_config_inputs
 
     cfg = load_config(args.config) if args.config else RunConfig(out_dir=args.out)
     cfg = with_overrides(cfg, args.overrides)
     if args.device is not None:
         cfg = with_overrides(cfg, [f"train.device={args.device}"])
+    check_writable_dir(args.out)                       # output and inputs before any work
+    check_config_inputs(cfg, args.config)
     variants = tuple(args.variants or cfg.train.variants or ("fused",))
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
         raise GeneSpliceInputError(f"unknown model(s) {unknown} in --variants / "
                                    f"train.variants (expected any of {list(ABLATIONS)})")
-    summary = run_experiment(cfg, args.out, variants=variants,
-                             pretrained_encoder=args.pretrained_encoder,
-                             progress=not args.quiet, resume=args.resume,
-                             command="genesplice " + " ".join(sys.argv[1:]))
-    _print_metrics(summary)
+    with distributed.session(cfg.train.device):   # torchrun: one process group (else no-op)
+        summary = run_experiment(cfg, args.out, variants=variants,
+                                 pretrained_encoder=args.pretrained_encoder,
+                                 progress=not args.quiet, resume=args.resume,
+                                 command="genesplice " + " ".join(sys.argv[1:]))
+        _print_metrics(summary)
     return 0
 
 
@@ -179,13 +199,16 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="per-tissue predictions of a trained checkpoint → CSV")
+    p = sub.add_parser("predict", help="per-tissue predictions of a trained checkpoint → CSV "
+                                       "or AnnData (.h5ad)")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by training (.pt)")
     p.add_argument("--out", required=True, help="output CSV (first column gene_symbol, then "
-                                                "one column per tissue)")
+                                                "one column per tissue), or an AnnData file "
+                                                "when it ends in .h5ad (obs = tissues, var = "
+                                                "genes, embeddings in varm)")
     p.add_argument("--genes", nargs="+", default=None, metavar="GENE",
-                   help="symbols / Ensembl ids (default: every gene of the expression table, "
-                        "the same table as the training run's predictions.csv)")
+                   help="symbols / Ensembl ids (default: every gene of the graph, the same "
+                        "table as the training run's predictions.csv)")
     _add_input_overrides(p)
     p.set_defaults(func=_run_predict)
 
@@ -202,26 +225,84 @@ def _add_input_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _labelled_genes(path: str | None) -> list[str] | None:
+    """The genes listed in a ``--labelled-genes`` file, one per line (None without one)."""
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise GeneSpliceInputError("labelled-genes file not found", path=path)
+    return [g.strip() for g in Path(path).read_text().splitlines() if g.strip()]
+
+
 def _load_api(args: argparse.Namespace):
     from genesplice.api import GeneSplice
 
-    genes = None
-    if args.labelled_genes:
-        path = Path(args.labelled_genes)
-        if not path.is_file():
-            raise GeneSpliceInputError("labelled-genes file not found", path=path)
-        genes = [g.strip() for g in path.read_text().splitlines() if g.strip()]
+    genes = _labelled_genes(args.labelled_genes)
     device = {} if args.device is None else {"device": args.device}
     return GeneSplice.load(args.checkpoint, graph=args.graph, expression=args.expression,
                            genes=genes, progress=not args.quiet, **device)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    check_writable_dir(Path(args.out).parent)
     gs = _load_api(args)
     path = gs.write_predictions(args.out, genes=args.genes, progress=not args.quiet)
-    with open(path) as fh:
-        n = sum(1 for _ in fh) - 1
-    print(f"wrote {path}: {n:,} genes x {len(gs.tissues)} tissues, unit {gs.unit}")
+    if path.suffix.lower() == ".h5ad":
+        what = "AnnData, obs = tissues, var = genes"
+        n = len(args.genes) if args.genes else len(gs.genes)
+    else:
+        what = "CSV"
+        with open(path) as fh:
+            n = sum(1 for _ in fh) - 1
+    print(f"wrote {path} ({what}): {n:,} genes x {len(gs.tissues)} tissues, unit {gs.unit}")
+    return 0
+
+
+def _add_variant_effect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("variant-effect",
+                       help="Δ predicted expression per tissue of SNVs / MNPs anywhere in the "
+                            "model's sequence windows (promoters or long TSS windows) → CSV")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by training (.pt)")
+    p.add_argument("--variants", required=True,
+                   help="VCF (plain or .gz) or TSV with chrom, pos (1-based), ref, alt "
+                        "[, id]; chromosome names may be 20 or chr20")
+    p.add_argument("--out", required=True, help="output CSV: one row per (variant, gene) with "
+                                                "delta_<tissue> columns and delta_mean")
+    p.add_argument("--genome", nargs="+", default=None, metavar="FASTA",
+                   help="indexed FASTA file(s), plain or bgzip (default: the genome the "
+                        "checkpoint was trained with; the bundled hg38 regions for a "
+                        "promoter-only model)")
+    p.add_argument("--tss", default=None,
+                   help="TSS table placing the windows on that genome (default: the "
+                        "checkpoint's)")
+    p.add_argument("--chunk-size", type=int, default=10_000,
+                   help="variants read at a time (default 10000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="(variant, gene) pairs scored at a time (default 256 for promoter "
+                        "models, 8 for long windows)")
+    _add_input_overrides(p)
+    p.set_defaults(func=_run_variant_effect)
+
+
+def _run_variant_effect(args: argparse.Namespace) -> int:
+    checks = [("variant file", args.variants)] + [("genome FASTA", g)
+                                                  for g in (args.genome or [])]
+    if args.tss:
+        checks.append(("TSS table", args.tss))
+    for what, path in checks:
+        if not Path(path).is_file():
+            raise GeneSpliceInputError(f"{what} not found", path=path)
+    for name in ("chunk_size", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise GeneSpliceInputError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+    gs = _load_api(args)
+    path, attrs = gs.write_variant_effects(args.variants, args.out, genome=args.genome,
+                                           tss=args.tss, chunk_size=args.chunk_size,
+                                           batch_size=args.batch_size,
+                                           progress=not args.quiet)
+    print(f"{attrs['located']}\n{attrs['report']}\nwrote {path} (delta per tissue, "
+          f"{attrs['unit']})")
     return 0
 
 
@@ -298,7 +379,21 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--held-out-chroms", default="chr20", help="windows: scored only")
     p.add_argument("--flank-bp", type=int, default=10_000, help="windows: ± bases around TSS")
     p.add_argument("--crop-bp", type=int, default=4_096, help="windows: random crop per step")
+    p.add_argument("--contrastive-weight", type=float, default=None,
+                   help="weight of the InfoNCE term between each crop and its second view "
+                        "(default: pretrain.contrastive_weight; 0 = masked nucleotides only)")
+    p.add_argument("--contrastive-views", choices=("rc", "shift", "both"), default=None,
+                   help="second view: reverse complement, a crop shifted by up to "
+                        "--max-shift-bp, or both (default: pretrain.contrastive_views)")
+    p.add_argument("--max-shift-bp", type=int, default=None,
+                   help="largest shift of the shifted view (default: pretrain.max_shift_bp)")
+    p.add_argument("--contrastive-temperature", type=float, default=None,
+                   help="InfoNCE temperature (default: pretrain.contrastive_temperature)")
+    p.add_argument("--init-from", default=None,
+                   help="continue from a `genesplice pretrain` checkpoint (encoder and heads; "
+                        "its encoder config replaces the source's default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    _add_device(p, "cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_pretrain)
 
@@ -308,8 +403,19 @@ def _chroms(text: str) -> tuple[str, ...]:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
+    from genesplice.models.device import resolve_device
     from genesplice.models.sequence_encoder import SequenceEncoderConfig
     from genesplice.training import pretrain as pt
+    from genesplice.training.config import PretrainConfig
+
+    check_writable_dir(Path(args.out).parent)
+    device = resolve_device(args.device or "cpu")        # a missing device fails before work
+    defaults = PretrainConfig()
+    contrast = PretrainConfig(**{           # validated here, before any data is read
+        name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+        for name in ("contrastive_weight", "contrastive_views", "max_shift_bp",
+                     "contrastive_temperature")})
+    resumed = pt.load_pretraining_state(args.init_from) if args.init_from else None
 
     if args.source == "promoters":
         data = pt.promoter_pretraining_sequences(
@@ -323,6 +429,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
             held_out_chromosomes=_chroms(args.held_out_chroms), tss_path=args.tss)
         config, crop = SequenceEncoderConfig.long_study(), args.crop_bp
         batch = args.batch_size or 16
+    if resumed is not None:
+        config = resumed.config
     print(data.summary())
     result = pt.pretrain_encoder(
         config, data.train, steps=args.steps, lr=args.lr,
@@ -330,7 +438,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         batch_size=batch, mask_prob=args.mask_prob, seed=args.seed, crop_bp=crop,
         held_out=data.held_out if data.held_out[0].shape[0] else None,
         checkpoint_path=args.out, progress=not args.quiet, num_threads=args.threads,
-        extra={"source": args.source, "data": data.summary()})
+        contrastive_weight=contrast.contrastive_weight,
+        contrastive_views=contrast.contrastive_views, max_shift_bp=contrast.max_shift_bp,
+        contrastive_temperature=contrast.contrastive_temperature, device=device,
+        init_state=resumed.encoder_state if resumed else None,
+        init_heads=resumed.heads if resumed else None,
+        extra={"source": args.source, "data": data.summary(),
+               "init_from": str(args.init_from or "")})
     print(result.summary())
     return 0
 
@@ -400,14 +514,17 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
+    from genesplice.training import distributed
     from genesplice.training.embed import WindowSpec, embed_files, summary_lines
 
+    check_writable_dir(args.out)
     spec = WindowSpec(args.upstream, args.downstream)
-    _, report = embed_files(args.genome, args.tss, spec, args.out, encoder_path=args.encoder,
-                            genes=args.genes, batch_size=args.batch_size,
-                            device=args.device or "auto", num_threads=args.threads or None,
-                            progress=not args.quiet)
-    print("\n".join(summary_lines(report)))
+    with distributed.session(args.device or "auto"):    # torchrun: genes shared over ranks
+        _, report = embed_files(args.genome, args.tss, spec, args.out,
+                                encoder_path=args.encoder, genes=args.genes,
+                                batch_size=args.batch_size, device=args.device or "auto",
+                                num_threads=args.threads or None, progress=not args.quiet)
+        print("\n".join(summary_lines(report)))
     return 0
 
 
@@ -441,15 +558,63 @@ def _run_graph_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a trained model to a new expression table "
+                                        "(new tissues / conditions): keeps the sequence "
+                                        "encoder and the GAT, new tissue heads initialised "
+                                        "from the old tissues, early stopping on the "
+                                        "validation chromosomes")
+    p.add_argument("--checkpoint", required=True,
+                   help="trained model checkpoint (e.g. runs/demo/fused.pt)")
+    p.add_argument("--expression", required=True,
+                   help="the new expression table (one column per tissue / condition)")
+    p.add_argument("--out", required=True, help="output directory (finetuned.pt, "
+                                                "predictions.csv, report.md, …)")
+    p.add_argument("--freeze", nargs="*", default=[], metavar="PART",
+                   help="keep these parts fixed: sequence, graph, fusion, trunk (all three) "
+                        "(default: nothing frozen)")
+    p.add_argument("--genes", type=int, default=0, metavar="N",
+                   help="fine-tune on N labelled genes off the test chromosomes only (a "
+                        "seeded sample; 0: all)")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override the base run's config, e.g. train.epochs=10 train.lr=3e-4 "
+                        "data.unit=ntpm")
+    p.add_argument("--labelled-genes", default=None, metavar="FILE",
+                   help="only for a base checkpoint trained on a labelled-gene subset (a quick "
+                        "run): the file listing those genes, one per line")
+    _add_device(p, "train.device of the checkpoint's config")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_finetune)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from genesplice.training.finetune import run_finetune
+
+    summary = run_finetune(args.checkpoint, args.expression, args.out,
+                           freeze_parts=tuple(args.freeze), genes=args.genes,
+                           base_genes=_labelled_genes(args.labelled_genes),
+                           overrides=args.overrides, device=args.device,
+                           progress=not args.quiet,
+                           command="genesplice " + " ".join(sys.argv[1:]))
+    split = summary["split"]
+    print(f"{split} genes: per-tissue Pearson / per-gene Pearson")
+    for name, m in summary["metrics"].items():
+        print(f"  {name:48s} {m['pearson_tissue']:.3f} / {m['pearson_gene']:.3f}")
+    print(f"checkpoint:  {summary['checkpoint']}\nreport:      {summary['report']}")
+    return 0
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_manifest,
     _add_train,
+    _add_finetune,
     _add_evaluate,
     _add_build_graph,
     _add_validate,
     _add_demo,
     _add_predict,
     _add_explain,
+    _add_variant_effect,
     _add_pretrain,
     _add_embed,
     _add_long_sequence_study,

@@ -60,7 +60,7 @@ def test_validate_ok_and_bad(tmp_path, capsys):
     good = knowledge_path("annotations/trrust_human.tsv.gz")
     assert main(["validate", str(good)]) == 0
     out = capsys.readouterr().out.strip()
-    assert out == f"{good}: OK (tsv) 9,396 rows x 4 columns"
+    assert out == f"{good}: OK (trrust) 9,396 rows, 8,427 TF-target pairs"
     bad = tmp_path / "bad.gmt"
     bad.write_text("A\tR-HSA-1\tTP53\nB\tR-HSA-2\n")
     assert main(["validate", str(bad)]) == 2
@@ -71,6 +71,17 @@ def test_validate_ok_and_bad(tmp_path, capsys):
     gaf.write_text("UniProtKB\tP04637\tTP53\n")
     assert main(["validate", str(gaf), "--format", "gaf"]) == 2
     assert ":1: expected 17 tab-separated GAF 2.x columns, found 3" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_reported_before_work(tmp_path, capsys):
+    afile = tmp_path / "taken"
+    afile.write_text("x")
+    for argv in (["build-graph", "--out", str(afile)], ["train", "--out", str(afile)],
+                 ["embed", "--out", str(afile)], ["demo", "--out", str(afile)],
+                 ["pretrain", "--out", str(afile / "enc.pt")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"genesplice: error: {afile}") and "\n" not in err, err
 
 
 @pytest.fixture(scope="module")

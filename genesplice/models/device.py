@@ -7,6 +7,8 @@ silent fall-back to the CPU.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from genesplice.io.errors import GeneSpliceInputError
@@ -61,3 +63,10 @@ def module_device(module: torch.nn.Module) -> torch.device:
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing (float32) on any other device."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -188,9 +188,15 @@ def _append_node_inputs(graph: GraphInputs, n_new: int, edges: NewGeneEdges,
 
 
 def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
-               tokens: Tensor, mask: Tensor) -> tuple[GraphInputs, SequenceInputs, Tensor]:
+               tokens: Tensor | None, mask: Tensor | None, has_sequence: Tensor | None = None,
+               node_inputs: dict[str, Tensor] | None = None
+               ) -> tuple[GraphInputs, SequenceInputs, Tensor]:
     """Append one copy of gene ``rows[i]`` per row, with sequence ``tokens[i]``; returns
     ``(graph, sequences, copy_rows)``.
+
+    ``has_sequence [k]``: which copies get a sequence (``tokens`` then holds only theirs; all
+    when None). ``node_inputs``: per-gene inputs (:data:`COPIED`, e.g. ``window_features
+    [k, d]``) the copies get instead of their original's — a variant's window embedding.
 
     A copy receives the same incoming messages as its original (every edge type into genes,
     with the same attributes) and has the same membership row, but sends none: the rest of the
@@ -221,10 +227,15 @@ def copy_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor, *,
         membership_rows = [col[crow[r]:crow[r + 1]] for r in rows.tolist()]
     kept = {name: getattr(graph, name)[rows] for name in COPIED
             if getattr(graph, name) is not None}
+    unknown = set(node_inputs or {}) - set(kept)
+    if unknown:
+        raise ValueError(f"node_inputs {sorted(unknown)} are not copied inputs of this graph "
+                         f"({sorted(kept)})")
+    kept.update(node_inputs or {})
     return append_genes(graph, seq, n_new=k,
                         edges=NewGeneEdges(edge_index, edge_attr, label_ei, label_ea),
                         membership_rows=membership_rows, tokens=tokens, mask=mask,
-                        node_inputs=kept)
+                        has_sequence=has_sequence, node_inputs=kept)
 
 
 def drop_genes(graph: GraphInputs, seq: SequenceInputs | None, rows: Tensor

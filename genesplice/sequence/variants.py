@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 VARIANT_COLUMNS = ["variant_id", "chrom", "pos", "ref", "alt"]
 _BASES = set("ACGTN")
+#: an ALT allele: bases, '.' / '*' (no allele), a symbolic <ID> or a breakend (skipped later)
+_ALT = re.compile(r"[ACGTN]+|[.*]|<[^<>]+>|.*[\[\]].*")
 
 
 # ----------------------------------------------------------------------------- promoter windows
@@ -164,9 +167,17 @@ class VariantReport:
     n_skipped_symbolic: int = 0      # alt '.', '*' or '<...>'
     skipped_examples: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    @property
+    def n_outside(self) -> int:
+        """Substitutions read that overlap no window (not scored)."""
+        return (self.n_variants - self.n_skipped_indel - self.n_skipped_symbolic
+                - self.n_in_windows)
+
+    def summary(self, window: str = "promoter") -> str:
+        """One line of counts; ``window`` names the kind of window (``promoter``, ``long``)."""
         return (f"{self.n_variants:,} variants read; {self.n_in_windows:,} overlap a located "
-                f"promoter window ({self.n_pairs:,} variant-gene pairs scored); skipped "
+                f"{window} window ({self.n_pairs:,} variant-gene pairs scored); "
+                f"{self.n_outside:,} outside every {window} window; skipped "
                 f"{self.n_skipped_indel:,} indels and {self.n_skipped_symbolic:,} symbolic "
                 f"alleles (not scored)")
 
@@ -192,6 +203,14 @@ def _normalise(chunk: pd.DataFrame, *, path: Path | None, first_line: int | None
                                    path=path, line=first_line)
     line = (np.arange(len(chunk)) + first_line + 1) if first_line is not None else \
         np.full(len(chunk), -1)
+    short = np.zeros(len(chunk), dtype=bool)
+    for col in ("chrom", "pos", "ref", "alt"):
+        short |= (chunk[col].isna() | (chunk[col] == "")).to_numpy()
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        raise GeneSpliceInputError("empty or missing chrom, pos, ref or alt (expected a value "
+                                   "in each, as many fields as the header)", path=path,
+                                   line=int(line[i]) if line[i] > 0 else None)
     pos = pd.to_numeric(chunk["pos"], errors="coerce")
     bad = pos.isna() | (pos < 1)
     if bad.any():
@@ -220,6 +239,13 @@ def _normalise(chunk: pd.DataFrame, *, path: Path | None, first_line: int | None
                                    f"A/C/G/T/N (found {out['ref'].iloc[i]!r})", path=path,
                                    line=int(out["line"].iloc[i]) if out["line"].iloc[i] > 0
                                    else None)
+    bad_alt = np.array([_ALT.fullmatch(a) is None for a in out["alt"].tolist()], dtype=bool)
+    if bad_alt.any():
+        i = int(np.flatnonzero(bad_alt)[0])
+        raise GeneSpliceInputError(f"variant {out['variant_id'].iloc[i]}: alt must be bases "
+                                   f"A/C/G/T/N, '.', '*' or <ID> (found {out['alt'].iloc[i]!r})",
+                                   path=path, line=int(out["line"].iloc[i])
+                                   if out["line"].iloc[i] > 0 else None)
     return out
 
 
@@ -243,11 +269,19 @@ def iter_variants(variants: pd.DataFrame | str | os.PathLike, chunk_size: int = 
     usecols = (lambda c: c.lstrip("#").lower() in ("chrom", "pos", "id", "ref", "alt"))
     line = header + 1                               # 1-based line of the header
     with open_text(path) as fh:
-        reader = pd.read_csv(fh, sep="\t", skiprows=header, dtype=str, chunksize=chunk_size,
-                             usecols=usecols, keep_default_na=False)
-        for chunk in reader:
-            yield _normalise(chunk, path=path, first_line=line)
-            line += len(chunk)
+        try:
+            reader = pd.read_csv(fh, sep="\t", skiprows=header, dtype=str, index_col=False,
+                                 chunksize=chunk_size, usecols=usecols, keep_default_na=False)
+            chunks = iter(reader)
+            while (chunk := next(chunks, None)) is not None:
+                yield _normalise(chunk, path=path, first_line=line)
+                line += len(chunk)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            found = re.search(r"line (\d+)", str(exc))
+            raise GeneSpliceInputError(
+                "malformed variant table (expected tab-separated CHROM POS ID REF ALT ... with "
+                f"as many fields as the header: {str(exc).splitlines()[-1]})", path=path,
+                line=header + int(found.group(1)) if found else None) from exc
 
 
 @dataclass(frozen=True)
@@ -259,14 +293,18 @@ class VariantWindows:
     alt_tokens: torch.Tensor        # [p, l] with the alternative allele
 
 
-def variant_windows(chunk: pd.DataFrame, index: WindowIndex, sequences: dict[str, torch.Tensor],
-                    genome: Genome, report: VariantReport, *, path: str | os.PathLike | None = None
-                    ) -> VariantWindows | None:
-    """Pairs of ``chunk``'s variants with the located windows they overlap.
+def pair_variants(chunk: pd.DataFrame, index: WindowIndex, genome: Genome,
+                  report: VariantReport, *, path: str | os.PathLike | None = None
+                  ) -> pd.DataFrame | None:
+    """Pairs of ``chunk``'s variants with the windows of ``index`` they overlap (``None`` when
+    there are none).
 
-    ``sequences``: gene id → the model's token window of that gene (what was located).
-    Each overlapping variant's reference allele is checked against ``genome``; a mismatch raises
-    :class:`GeneSpliceInputError` naming the variant. Updates ``report``.
+    One row per (variant, gene): ``variant_id, chrom, pos, ref, alt, gene_id, strand,
+    offset_to_tss`` (of the variant's 5'-most base in the window, on the gene's strand,
+    relative to the window's ``tss0``) and the variant's genomic ``start0`` / ``end0``. Each
+    overlapping variant's reference allele is checked against ``genome`` — a mismatch raises
+    :class:`GeneSpliceInputError` naming the variant. Indels and symbolic alleles are counted
+    and skipped. Updates ``report``.
     """
     report.n_variants += len(chunk)
     symbolic = chunk["alt"].isin([".", "*", ""]) | chunk["alt"].str.startswith("<")
@@ -284,48 +322,82 @@ def variant_windows(chunk: pd.DataFrame, index: WindowIndex, sequences: dict[str
         return None
     report.n_in_windows += len(np.unique(var_idx))
     report.n_pairs += len(var_idx)
-    windows = index.windows
-    refs, alts, offsets = [], [], []
-    checked: set[int] = set()
-    for v, w in zip(var_idx.tolist(), win_idx.tolist()):
+    for v in np.unique(var_idx).tolist():
         var = usable.iloc[v]
-        win = windows.iloc[w]
-        if v not in checked:
-            found = genome.fetch_text(var["chrom"], int(start0[v]), int(end0[v]))
-            if found != var["ref"]:
-                raise GeneSpliceInputError(
-                    f"variant {var['variant_id']} ({var['chrom']}:{var['pos']} "
-                    f"{var['ref']}>{var['alt']}): reference allele {var['ref']} does not match "
-                    f"the genome FASTA, which has {found} there "
-                    f"({', '.join(p.name for p in genome.paths)})",
-                    path=path, line=int(var["line"]) if var["line"] > 0 else None)
-            checked.add(v)
-        ref_tokens = sequences[win["gene_id"]]
-        alt = ref_tokens.clone()
-        allele = var["alt"] if win["strand"] == "+" else reverse_complement(var["alt"])
-        bases = encode_sequence(allele)
-        lo, hi = max(int(start0[v]), int(win["start0"])), min(int(end0[v]), int(win["end0"]))
-        if win["strand"] == "+":
-            for p in range(lo, hi):
-                alt[p - int(win["start0"])] = bases[p - int(start0[v])]
-            offset = lo - int(win["tss0"])
-        else:
-            for p in range(lo, hi):
-                # genomic p sits at index end0-1-p of the minus-strand window, and at index
-                # (end0_var-1-p) of the reverse-complemented allele
-                alt[int(win["end0"]) - 1 - p] = bases[int(end0[v]) - 1 - p]
-            offset = int(win["tss0"]) - (hi - 1)
-        refs.append(ref_tokens)
-        alts.append(alt)
-        offsets.append(offset)
-    pairs = usable.iloc[var_idx][["variant_id", "chrom", "pos", "ref", "alt"]].reset_index(drop=True)
+        found = genome.fetch_text(var["chrom"], int(start0[v]), int(end0[v]))
+        if found != var["ref"]:
+            raise GeneSpliceInputError(
+                f"variant {var['variant_id']} ({var['chrom']}:{var['pos']} "
+                f"{var['ref']}>{var['alt']}): reference allele {var['ref']} does not match "
+                f"the genome FASTA, which has {found} there "
+                f"({', '.join(p.name for p in genome.paths)})",
+                path=path, line=int(var["line"]) if var["line"] > 0 else None)
+    windows = index.windows
+    pairs = usable.iloc[var_idx][["variant_id", "chrom", "pos", "ref", "alt"]].reset_index(
+        drop=True)
     pairs["gene_id"] = windows["gene_id"].to_numpy()[win_idx]
-    pairs["strand"] = windows["strand"].to_numpy()[win_idx]
-    pairs["offset_to_tss"] = offsets
-    return VariantWindows(pairs, torch.stack(refs), torch.stack(alts))
+    strand = windows["strand"].to_numpy()[win_idx]
+    pairs["strand"] = strand
+    w_start = windows["start0"].to_numpy()[win_idx]
+    w_end = windows["end0"].to_numpy()[win_idx]
+    tss0 = windows["tss0"].to_numpy()[win_idx]
+    lo = np.maximum(start0[var_idx], w_start)
+    hi = np.minimum(end0[var_idx], w_end)
+    pairs["offset_to_tss"] = np.where(strand == "+", lo - tss0, tss0 - (hi - 1)).astype(np.int64)
+    pairs["start0"] = start0[var_idx]
+    pairs["end0"] = end0[var_idx]
+    return pairs
+
+
+def substitute(pairs: pd.DataFrame, windows: pd.DataFrame, tokens: torch.Tensor
+               ) -> torch.Tensor:
+    """The alternative of each pair's token window: ``tokens [p, l]`` (row i: gene
+    ``pairs.gene_id[i]``'s window, on its strand, as placed in ``windows`` — ``gene_id,
+    start0, end0, strand``) with the pair's ``alt`` allele written where it overlaps the
+    window (reverse-complemented on the minus strand). Pairs whose variant misses their
+    gene's window in ``windows`` (e.g. a long-window variant outside the 60 bp promoter)
+    keep the reference."""
+    alt = tokens.clone()
+    placed = windows.drop_duplicates("gene_id").set_index("gene_id")
+    for i, (gene, a, s0, e0) in enumerate(zip(pairs["gene_id"], pairs["alt"], pairs["start0"],
+                                             pairs["end0"])):
+        if gene not in placed.index:
+            continue
+        w = placed.loc[gene]
+        w0, w1 = int(w["start0"]), int(w["end0"])
+        lo, hi = max(int(s0), w0), min(int(e0), w1)
+        if lo >= hi:
+            continue
+        if w["strand"] == "+":
+            bases = encode_sequence(a)
+            for p in range(lo, hi):
+                alt[i, p - w0] = bases[p - int(s0)]
+        else:
+            # genomic p sits at index end0-1-p of the minus-strand window, and at index
+            # (end0_var-1-p) of the reverse-complemented allele
+            bases = encode_sequence(reverse_complement(a))
+            for p in range(lo, hi):
+                alt[i, w1 - 1 - p] = bases[int(e0) - 1 - p]
+    return alt
+
+
+def variant_windows(chunk: pd.DataFrame, index: WindowIndex, sequences: dict[str, torch.Tensor],
+                    genome: Genome, report: VariantReport, *, path: str | os.PathLike | None = None
+                    ) -> VariantWindows | None:
+    """Pairs of ``chunk``'s variants with the located windows they overlap
+    (:func:`pair_variants`), with each pair's reference and alternative token window.
+
+    ``sequences``: gene id → the model's token window of that gene (what was located).
+    """
+    pairs = pair_variants(chunk, index, genome, report, path=path)
+    if pairs is None:
+        return None
+    ref = torch.stack([sequences[g] for g in pairs["gene_id"]])
+    alt = substitute(pairs, index.windows, ref)
+    return VariantWindows(pairs.drop(columns=["start0", "end0"]), ref, alt)
 
 
 __all__ = [
     "Genome", "LocateReport", "VariantReport", "VariantWindows", "WindowIndex", "iter_variants",
-    "locate_promoters", "variant_windows",
+    "locate_promoters", "pair_variants", "substitute", "variant_windows",
 ]

@@ -23,7 +23,6 @@ Windows that reach beyond a contig end are embedded with those bases masked and 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -42,11 +41,12 @@ from genesplice.io.chromosomes import alias_key
 from genesplice.io.constants import GRCH37_FASTAS, TSS_BED_HG19
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
-from genesplice.models.device import module_device, resolve_device
+from genesplice.models.device import autocast_for, module_device, resolve_device
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence.genome import Genome
 from genesplice.sequence.tss import read_tss
 from genesplice.sequence.windows import extract_windows
+from genesplice.training import distributed
 from genesplice.training.embedding_store import (EmbeddingStore, StoreKeys, encoder_checksum,
                                                  genome_checksum)
 from genesplice.training.pretrain import load_pretrained_encoder, torch_threads
@@ -175,14 +175,17 @@ def load_encoder(path: str | os.PathLike) -> SequenceEncoder:
     return encoder.eval()
 
 
+def window_encoder(path: str | os.PathLike | None) -> tuple[SequenceEncoder, str]:
+    """``(encoder, description)``: the ``genesplice pretrain`` checkpoint at ``path``, or (None)
+    the seeded random :data:`DEFAULT_PRESET` encoder — what ``data.window_encoder`` names."""
+    if path is None:
+        return seeded_encoder(), (f"random {DEFAULT_PRESET} preset, seed {DEFAULT_SEED} (not "
+                                  "pretrained: pass an encoder checkpoint from `genesplice "
+                                  "pretrain`)")
+    return load_encoder(path), f"pretrained, {path}"
+
+
 # ------------------------------------------------------------------------------------ embedding
-
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing (float32) on any other device."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
 
 def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: WindowSpec,
              store: EmbeddingStore, device: torch.device, batch_size: int, progress: bool,
@@ -197,6 +200,9 @@ def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: Windo
         ["genome", "_key", "tss"], kind="stable")
     per_read = max(batch_size, READ_BASES // spec.length // batch_size * batch_size)
     tss_index = torch.full((batch_size,), spec.upstream, dtype=torch.long, device=device)
+    if distributed.active():
+        return _compute_sharded(encoder, genome, todo, spec, store, device, batch_size,
+                                per_read, tss_index, progress)
     bar = tqdm(total=len(todo), desc="embed", unit="gene", disable=not progress, leave=False)
     last, n = time.monotonic(), 0
     try:
@@ -221,6 +227,47 @@ def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: Windo
     return n
 
 
+def _compute_sharded(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: WindowSpec,
+                     store: EmbeddingStore | None, device: torch.device, batch_size: int,
+                     per_read: int, tss_index: torch.Tensor, progress: bool) -> int:
+    """:func:`_compute` under torchrun: the genome-ordered ``todo`` is cut into blocks of
+    ``per_read`` genes per rank (fewer when there are few genes); each rank embeds its part
+    of each block, rank 0 gathers the block, writes it into ``store`` (rank 0's; None
+    elsewhere) and commits — the store has one writer and an interrupted run keeps every
+    finished block."""
+    n_ranks, me = distributed.world_size(), distributed.rank()
+    per_rank = max(1, min(per_read, -(-len(todo) // n_ranks)))      # few genes: split evenly
+    bar = tqdm(total=len(todo), desc="embed", unit="gene", disable=not progress, leave=False)
+    n = 0
+    try:
+        for lo in range(0, len(todo), per_rank * n_ranks):
+            mine = todo.iloc[lo + me * per_rank:lo + (me + 1) * per_rank]
+            genes: list[str] = []
+            parts: list[np.ndarray] = []
+            if len(mine):
+                windows = extract_windows(genome, mine, spec.upstream, spec.downstream)
+                for b in range(0, len(mine), batch_size):
+                    tokens = windows.tokens[b:b + batch_size].to(device).long()
+                    mask = windows.mask[b:b + batch_size].to(device)
+                    with torch.no_grad(), autocast_for(device):
+                        emb = encoder(tokens, mask, tss_index[:tokens.shape[0]])
+                    genes += list(windows.gene_ids[b:b + batch_size])
+                    parts.append(emb.float().cpu().numpy())
+            for rank_genes, values in distributed.gather_object(
+                    (genes, np.concatenate(parts) if parts else None)) or ():
+                if rank_genes:
+                    store.write(rank_genes, values)
+                    n += len(rank_genes)
+                    bar.update(len(rank_genes))
+            if store is not None:
+                store.commit()
+    finally:
+        if store is not None:
+            store.commit()
+        bar.close()
+    return distributed.broadcast_object(n)
+
+
 def embed_windows(encoder: nn.Module, genome: Genome, tss: pd.DataFrame,
                   genes: Sequence[str] | None, spec: WindowSpec,
                   store_dir: str | os.PathLike, *, batch_size: int = 4,
@@ -238,6 +285,8 @@ def embed_windows(encoder: nn.Module, genome: Genome, tss: pd.DataFrame,
     ``gene_list_sha256``, ``store``, ``device``, ``precision`` and ``seconds``.
 
     The encoder is run in eval mode on ``device`` and put back where and how it was.
+    Under torchrun every rank embeds its share of the genes the store lacks and rank 0 alone
+    opens and writes the store (:func:`_compute_sharded`); every rank returns the result.
     """
     t0 = time.perf_counter()
     if batch_size < 1:
@@ -246,24 +295,28 @@ def embed_windows(encoder: nn.Module, genome: Genome, tss: pd.DataFrame,
     if len(set(genes)) != len(genes):
         raise GeneSpliceInputError(f"{len(genes) - len(set(genes))} gene ids are asked for "
                                    "more than once")
-    dev = resolve_device(device)
+    dev = distributed.local_device(resolve_device(device))
     keys = StoreKeys(encoder=encoder_checksum(encoder), genome=genome_checksum(genome.paths),
                      window=spec.key())
     placed, skipped, n_partial = place_genes(genome, tss, genes, spec)
     dim = int(getattr(getattr(encoder, "config", None), "out_dim", 0) or _probe_dim(encoder))
+    rank0 = distributed.is_rank0()
     store = EmbeddingStore.open(store_dir, keys, list(placed["gene_id"]), dim=dim,
-                                loci=list(placed["locus"]))
-    todo_genes = set(store.missing(list(placed["gene_id"])))
+                                loci=list(placed["locus"])) if rank0 else None
+    todo_genes = distributed.broadcast_object(
+        set(store.missing(list(placed["gene_id"]))) if rank0 else None)
     n_reused = len(placed) - len(todo_genes)
     home, was_training = module_device(encoder), encoder.training
     try:
         encoder.to(dev).eval()
         n_new = _compute(encoder, genome, placed[placed["gene_id"].isin(todo_genes)], spec,
-                         store, dev, batch_size, progress, commit_seconds)
-        embedded = store.read(list(placed["gene_id"]))
+                         store, dev, batch_size, progress and rank0, commit_seconds)
+        embedded = store.read(list(placed["gene_id"])) if rank0 else None
     finally:
         encoder.to(home).train(was_training)
-        store.close()
+        if store is not None:
+            store.close()
+    embedded, store = distributed.broadcast_object((embedded, _StoreFacts.of(store)))
     out = np.full((len(genes), dim), np.nan, dtype=np.float32)
     has = np.zeros(len(genes), dtype=bool)
     where = {g: i for i, g in enumerate(genes)}
@@ -285,6 +338,61 @@ def embed_windows(encoder: nn.Module, genome: Genome, tss: pd.DataFrame,
         log.warning("embed: %s", "; ".join(f"{len(v)} {SKIP_REASONS[k]}"
                                            for k, v in skipped.items() if v))
     return out, report
+
+
+@dataclass(frozen=True)
+class _StoreFacts:
+    """What the report says about the store (rank 0's, sent to the other ranks)."""
+    status: str
+    changed: tuple[str, ...]
+    n_relocated: int
+    gene_list_sha256: str
+    gene_ids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, store: EmbeddingStore | None) -> "_StoreFacts | None":
+        return None if store is None else cls(store.status, tuple(store.changed),
+                                              store.n_relocated, store.gene_list_sha256,
+                                              tuple(store.gene_ids))
+
+
+class WindowEmbedder:
+    """A few genes' windows, read and embedded on demand, the way :func:`embed_windows` does
+    it for the store — for scoring edited windows (variant effects) without holding every
+    long window in memory.
+
+    ``placed``: rows of :func:`place_genes` (``gene_id, chrom, tss, strand, genome``).
+    """
+
+    def __init__(self, encoder: nn.Module, genome: Genome, placed: pd.DataFrame,
+                 spec: WindowSpec, *, device: str | torch.device | None = "auto",
+                 batch_size: int = 4) -> None:
+        self.encoder = encoder.eval()
+        self.genome, self.spec, self.batch_size = genome, spec, batch_size
+        self.placed = placed.drop_duplicates("gene_id").set_index("gene_id", drop=False)
+        self.device = resolve_device(device)
+        self.encoder.to(self.device)
+
+    def read(self, gene_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens [p, L] uint8, mask [p, L])``: the strand-oriented windows of
+        ``gene_ids`` (repeats allowed), TSS at index ``spec.upstream``."""
+        rows = self.placed.loc[list(gene_ids)].reset_index(drop=True)
+        w = extract_windows(self.genome, rows, self.spec.upstream, self.spec.downstream)
+        return w.tokens, w.mask
+
+    @torch.no_grad()
+    def embed(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[p, d]`` float32 (CPU) TSS-pooled embeddings of windows ``tokens`` / ``mask``,
+        ``batch_size`` at a time."""
+        out = []
+        for b in range(0, len(tokens), self.batch_size):
+            t = tokens[b:b + self.batch_size].to(self.device).long()
+            m = mask[b:b + self.batch_size].to(self.device)
+            tss = torch.full((t.shape[0],), self.spec.upstream, dtype=torch.long,
+                             device=self.device)
+            with autocast_for(self.device):
+                out.append(self.encoder(t, m, tss).float().cpu())
+        return torch.cat(out) if out else torch.zeros((0, 0))
 
 
 def _probe_dim(encoder: nn.Module) -> int:
@@ -323,13 +431,7 @@ def embed_files(fasta_paths: Sequence[str | os.PathLike] | None,
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise GeneSpliceInputError("--out must be a folder (the embedding store)", path=out)
-    if encoder_path is None:
-        encoder = seeded_encoder()
-        what = (f"random {DEFAULT_PRESET} preset, seed {DEFAULT_SEED} (not pretrained: pass "
-                "an encoder checkpoint from `genesplice pretrain`)")
-    else:
-        encoder = load_encoder(encoder_path)
-        what = f"pretrained, {encoder_path}"
+    encoder, what = window_encoder(encoder_path)
     with Genome(fastas) as genome:
         table = read_tss(tss_file)
         with torch_threads(num_threads):
@@ -373,6 +475,7 @@ __all__ = [
     "SKIP_REASONS",
     "EmbeddingStore",
     "StoreKeys",
+    "WindowEmbedder",
     "WindowSpec",
     "autocast_for",
     "embed_files",
@@ -382,4 +485,5 @@ __all__ = [
     "place_genes",
     "seeded_encoder",
     "summary_lines",
+    "window_encoder",
 ]

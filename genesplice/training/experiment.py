@@ -35,6 +35,7 @@ from genesplice.models.model import FusedModelConfig, GeneSpliceModel
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence.promoters import read_promoter_fasta
 from genesplice.training.checkpoint import load_checkpoint
+from genesplice.training import distributed
 from genesplice.training.config import (
     RunConfig,
     config_to_dict,
@@ -224,23 +225,51 @@ def load_trained(checkpoint: str | os.PathLike) -> tuple[GeneSpliceModel, dict, 
     return model, ck.extra["level_state"], ck.extra["profile_state"], ck
 
 
+#: the split names of ``predictions.splits.csv`` (TrainingData.split_of names → these)
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "none": "unlabelled"}
+
+
+def prediction_splits(data: TrainingData) -> pd.DataFrame:
+    """One row per graph gene: ``gene_symbol`` (as in the expression table, else the graph
+    id), ``graph_gene_id``, ``split`` (``train`` / ``validation`` / ``test`` / ``unlabelled``
+    — unlabelled: not a label of this run, e.g. a gene the table does not measure) and
+    ``n_observed_tissues`` (tissues the table measures for it)."""
+    return pd.DataFrame({
+        "gene_symbol": [data.display_symbols.get(g, g) for g in data.gene_ids],
+        "graph_gene_id": list(data.gene_ids),
+        "split": data.split_of().map(SPLIT_NAMES).to_numpy(),
+        "n_observed_tissues": data.observed.sum(1).cpu().numpy().astype(int)})
+
+
 def write_predictions(path: str | os.PathLike, data: TrainingData, pred: np.ndarray,
-                      unit: str) -> Path:
-    """genes × tissues CSV (first column ``gene_symbol``, as named in the expression table),
-    written atomically; every gene with expression data, held-out chromosomes included."""
-    has = data.observed.any(1).numpy()
-    genes = [data.gene_ids[i] for i in np.flatnonzero(has)]
-    df = pd.DataFrame(pred[has], columns=data.tissues)
-    df.insert(0, "gene_symbol", [data.display_symbols.get(g, g) for g in genes])
+                      unit: str, *, meta: dict | None = None) -> Path:
+    """Predictions of **every gene of the graph** (``pred [n_genes, t]`` in graph gene order)
+    as a genes × tissues CSV (first column ``gene_symbol``, as named in the expression table,
+    else the graph's symbol), written atomically, with two side files:
+    ``<stem>.splits.csv`` (:func:`prediction_splits`: which genes were train / validation /
+    test / unlabelled) and ``<stem>.meta.json`` (unit, counts, tissues, whether there was a
+    test set, plus ``meta``). Used by ``train``, ``finetune`` and the api."""
+    pred = np.asarray(pred)
+    if pred.shape != (data.n_genes, data.n_tissues):
+        raise GeneSpliceInputError(f"predictions of shape {pred.shape} (expected one row per "
+                                   f"graph gene and tissue: {(data.n_genes, data.n_tissues)})")
+    splits = prediction_splits(data)
+    df = pd.DataFrame(pred, columns=data.tissues)
+    df.insert(0, "gene_symbol", splits["gene_symbol"].to_numpy())
     path = Path(path)
     atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.5f"))
-    splits = pd.DataFrame({"gene_symbol": df["gene_symbol"], "graph_gene_id": genes,
-                           "split": data.split_of().reindex(genes).to_numpy()})
     atomic_write(path.with_name(f"{path.stem}.splits.csv"),
                  lambda tmp: splits.to_csv(tmp, index=False))
+    counts = splits["split"].value_counts()
     save_json(path.with_name(f"{path.stem}.meta.json"),
-              {"unit": unit, "n_genes": int(len(df)), "tissues": list(data.tissues),
-               "columns": "gene_symbol (as in the expression table), then one per tissue"})
+              {"unit": unit, "n_genes": int(len(df)),
+               "n_labelled": int((splits["split"] != "unlabelled").sum()),
+               "splits": {k: int(counts.get(k, 0)) for k in SPLIT_NAMES.values()},
+               "has_test_set": bool(len(data.rows["test"])),
+               "tissues": list(data.tissues),
+               "columns": "gene_symbol (as in the expression table, else the graph's symbol), "
+                          "then one per tissue; every gene of the graph",
+               **(meta or {})})
     return path
 
 
@@ -279,13 +308,24 @@ def load_graph(graph_path: str | os.PathLike | None, *, recipe: str | os.PathLik
     return kg
 
 
+def expression_from_config(cfg: RunConfig):
+    """The expression table named by ``cfg.data`` (path, file unit, id column, AnnData
+    layer, replicate mapping; "" = the bundled HPA table / detected / none)."""
+    d = cfg.data
+    return read_expression_table(d.expression_path or None, unit=d.unit,
+                                 input_unit=d.expression_unit,
+                                 id_column=d.expression_id_column or None,
+                                 layer=d.expression_layer or None,
+                                 replicates=d.replicates_path or None)
+
+
 def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None = None,
                         progress: bool = True) -> TrainingData:
     """Read every input named by ``cfg.data`` ("" = bundled default) and assemble the
     :class:`TrainingData` (graph from ``cfg.data.graph_path``, built if absent)."""
     if graph is None:
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
-    expr = read_expression_table(cfg.data.expression_path or None, unit=cfg.data.unit)
+    expr = expression_from_config(cfg)
     chrom = gene_chromosomes(cfg.data.tss_path or None)
     promoters = (read_promoter_fasta(cfg.data.promoters_path or knowledge_path(EPDNEW_PROMOTERS))
                  if cfg.data.uses_promoter else None)
@@ -302,6 +342,18 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
                                  gene_structure=structure, window_embeddings=windows)
 
 
+def window_keys(gene_ids: list[str], expression) -> list[str]:
+    """The id each graph gene is looked up by in the window TSS table: the expression
+    table's Ensembl id (the first gene to claim it), else the graph id (symbol)."""
+    ids, seen = [], set()
+    for g in gene_ids:
+        e = expression.ensembl_ids.get(g)
+        key = e if isinstance(e, str) and e and e not in seen else g
+        seen.add(key)
+        ids.append(key)
+    return ids
+
+
 def window_embeddings(cfg: RunConfig, gene_ids: list[str], expression, *,
                       progress: bool = True) -> np.ndarray:
     """``[n_genes, d]`` cached embeddings of each graph gene's genome window (NaN rows where
@@ -310,12 +362,7 @@ def window_embeddings(cfg: RunConfig, gene_ids: list[str], expression, *,
     keys match). Genes are looked up in the TSS table by the expression table's Ensembl id,
     else by symbol; what was skipped is printed."""
     d = cfg.data
-    ids, seen = [], set()
-    for g in gene_ids:
-        e = expression.ensembl_ids.get(g)
-        key = e if isinstance(e, str) and e and e not in seen else g
-        seen.add(key)
-        ids.append(key)
+    ids = window_keys(gene_ids, expression)
     emb, report = embed_files(d.genome_paths or None, d.window_tss_path or None,
                               WindowSpec(d.window_upstream, d.window_downstream),
                               d.embedding_cache or Path(cfg.out_dir) / "embeddings",
@@ -330,10 +377,29 @@ def _frame(data: TrainingData, rows: torch.Tensor, values: np.ndarray) -> pd.Dat
                         columns=data.tissues)
 
 
+def evaluation_split(data: TrainingData) -> str:
+    """``test``, or ``val`` when the labelled genes reach no test chromosome (a partial
+    table): the run then reports validation metrics, with :func:`no_test_set_note`."""
+    return "test" if len(data.rows["test"]) else "val"
+
+
+def no_test_set_note(cfg: RunConfig) -> str:
+    """What a report and the printout say when there is no test set."""
+    return (f"No test set: the expression table has no genes on the test chromosomes "
+            f"({', '.join(cfg.train.test_chromosomes)}), so the metrics are on the validation "
+            f"chromosomes ({', '.join(cfg.train.val_chromosomes)}) — the genes that also chose "
+            "the ridge alpha and the early-stopping epoch, so they are optimistic. For a "
+            "held-out estimate, move train.test_chromosomes to a chromosome the table covers "
+            "(--set train.test_chromosomes=[...]).")
+
+
 def evaluate_models(data: TrainingData, predictions: dict[str, np.ndarray], *,
                     split: str = "test"):
     """Metrics of each model's full prediction matrix ``[n_genes, t]`` on one split."""
     rows = data.rows[split]
+    if not len(rows):
+        raise GeneSpliceInputError(f"no {split} genes to evaluate on (the expression table "
+                                   f"has no labelled genes on the {split} chromosomes)")
     obs = data.observed_frame(rows)
     preds = {name: _frame(data, rows, p[rows.numpy()]) for name, p in predictions.items()}
     results = {name: evaluate_predictions(obs, df, model=name) for name, df in preds.items()}
@@ -414,7 +480,8 @@ def _train_variants(cfg: RunConfig, data: TrainingData, ridge: RidgeBaseline, ou
         print(f"{name}: best val level r {r.best_level:.3f} (epoch {r.best_level_epoch}), "
               f"profile r {r.best_profile:.3f} (epoch {r.best_profile_epoch}); "
               f"{n_seeds} seed{'s' if n_seeds > 1 else ''} in {seconds[name]:.0f} s")
-        r.history.to_csv(out / f"history_{_tag(name)}.csv", index=False)
+        if distributed.is_rank0():
+            r.history.to_csv(out / f"history_{_tag(name)}.csv", index=False)
     return trained
 
 
@@ -502,44 +569,68 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, *,
     ``pretrained_encoder``: an encoder checkpoint to start from instead of pretraining;
     ``report_sections``: Markdown lines for the report, right after its title.
     Returns the summary dict.
+
+    Under torchrun (:mod:`~genesplice.training.distributed`) every rank assembles the data and
+    trains its shard of each batch; rank 0 alone builds a missing graph, pretrains, writes
+    files and evaluates, and every rank returns its summary. After a torchrun restart
+    (``--max-restarts``) the run resumes from its checkpoints.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, out_dir=str(out))        # the run folder is where it writes
-    save_config(cfg, out / "config.toml")
+    rank0 = distributed.is_rank0()
+    progress = progress and rank0
+    resume = resume or distributed.restart_count() > 0
+    if rank0:
+        save_config(cfg, out / "config.toml")
     seconds: dict[str, float] = {}
     with timed(seconds, "data"):
+        if graph is None and distributed.active():
+            with distributed.rank0_first():          # rank 0 builds and saves it if absent
+                graph = load_graph(cfg.data.graph_path or None, progress=progress)
         data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
     _print_data(data, cfg)
+    if evaluation_split(data) != "test":
+        print("note: " + no_test_set_note(cfg))
     with timed(seconds, "ridge"):
         ridge = fit_ridge(data, cfg)
     print(f"ridge: alpha level {ridge.level_alpha:g} / profile {ridge.profile_alpha:g} "
           f"({seconds['ridge']:.0f} s)")
-    encoder_state, pretrain_summary = _encoder_state(
-        cfg, out, pretrained_encoder=pretrained_encoder, progress=progress, seconds=seconds)
+    encoder_state, pretrain_summary = distributed.broadcast_object(
+        _encoder_state(cfg, out, pretrained_encoder=pretrained_encoder, progress=progress,
+                       seconds=seconds) if rank0 else None)
     trained = _train_variants(cfg, data, ridge, out, variants=variants,
                               encoder_state=encoder_state, progress=progress, resume=resume,
                               seconds=seconds)
+    if not rank0:                                    # rank 0 evaluates and writes
+        return distributed.broadcast_object(None)
     predictions = {RIDGE_NAME: ridge_predict(ridge, data, torch.arange(data.n_genes))}
     predictions.update({name: runs.main.predictions for name, runs in trained.items()})
-    obs, preds, results = evaluate_models(data, predictions)
-    seeds = seed_table(data, trained, predictions[RIDGE_NAME])
+    split = evaluation_split(data)
+    obs, preds, results = evaluate_models(data, predictions, split=split)
+    seeds = seed_table(data, trained, predictions[RIDGE_NAME], split=split)
     atomic_write(out / "summary_seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
     unit = unit_label(cfg.data.unit)
-    paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
-                                    title="GeneSplice: held-out chromosome evaluation",
-                                    command=command,
-                                    notes=_report_notes(cfg, data, unit, pretrain_summary),
-                                    sections=[*(report_sections or ()),
-                                              *seed_section(seeds, "test")], unit=unit)
+    notes = _report_notes(cfg, data, unit, pretrain_summary)
+    if split != "test":
+        notes.insert(0, no_test_set_note(cfg))
+    paths = write_evaluation_report(
+        out, results, observed=obs, predictions=preds,
+        title=("GeneSplice: held-out chromosome evaluation" if split == "test" else
+               "GeneSplice: validation-chromosome evaluation (no test set)"),
+        command=command, notes=notes,
+        sections=[*(report_sections or ()),
+                  *seed_section(seeds, "test" if split == "test" else "validation")],
+        unit=unit)
     main = trained["fused"] if "fused" in trained else next(iter(trained.values()))
     write_predictions(out / "predictions.csv", data, main.main.predictions, unit)
     summary = {"unit": unit, "seconds": seconds, "data": data.report,
+               "evaluation_split": "test" if split == "test" else "validation",
                "metrics": {name: res.summary for name, res in results.items()},
                "seed_metrics": seeds.set_index("model").to_dict(orient="index"),
                "report": str(paths.markdown), "plots": [str(p) for p in paths.plots]}
     save_json(out / "summary.json", summary)
-    return summary
+    return distributed.broadcast_object(summary)
 
 
 def _checkpoint_predictions(run: Path, data: TrainingData, device: torch.device
@@ -578,12 +669,17 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test",
                                              torch.arange(data.n_genes))}
     predictions.update(_checkpoint_predictions(run, data,
                                                resolve_device(device or cfg.train.device)))
+    out = run if split == "test" else run / f"eval_{split}"
+    notes = []
+    if split == "test" and evaluation_split(data) != "test":   # a partial table
+        split, notes = "val", [no_test_set_note(cfg)]
+        print("note: " + notes[0])
     obs, preds, results = evaluate_models(data, predictions, split=split)
     unit = unit_label(cfg.data.unit)
-    out = run if split == "test" else run / f"eval_{split}"
     paths = write_evaluation_report(out, results, observed=obs, predictions=preds,
                                     title=f"GeneSplice: evaluation on {split} genes",
-                                    command=f"genesplice evaluate --run {run_dir} --split {split}",
-                                    unit=unit)
+                                    command=f"genesplice evaluate --run {run_dir} --split "
+                                            f"{'test' if notes else split}",
+                                    notes=notes, unit=unit)
     return {"metrics": {n: r.summary for n, r in results.items()},
             "report": str(paths.markdown)}

@@ -11,6 +11,18 @@ the encoder ``state_dict``, so the fused model can start from it::
     train_variant("fused", data, run_cfg, ridge=ridge, out_dir=out, seq_cfg=cfg,
                   encoder_state=state)
 
+**Contrastive view** (``contrastive_weight > 0``): each step also builds a second view of every
+crop — its reverse complement (``contrastive_views="rc"``), a crop of the same locus shifted by
+up to ``max_shift_bp`` bases (``"shift"``; the shifted bases come from the source row, padding
+only where the row ends), or both at once (``"both"``) — and adds ``contrastive_weight`` ×
+symmetric InfoNCE (:func:`~genesplice.training.losses.info_nce`) between the two views' pooled
+embeddings, through a small :class:`~genesplice.models.fusion.ProjectionHead`. The masked loss
+is taken on the first view only, so runs with and without the term see the same masked targets.
+Both views go through the encoder as one batch. The held-out report adds the **RC
+consistency** of the pooled embedding: mean cosine of ``emb(x)`` and ``emb(rc(x))``, beside the
+mean cosine of ``emb(x)`` and an unrelated sequence's ``emb(rc(y))`` (what "consistent" must
+beat).
+
 Scores are reported against the **unigram-entropy baseline**: the cross-entropy (nats) of the
 best context-free predictor, i.e. the entropy of the held-out base frequencies. An encoder that
 learned nothing about context cannot beat it.
@@ -26,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -34,6 +47,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from genesplice.annotations.expression import read_expression_table
@@ -41,23 +55,32 @@ from genesplice.io.chromosomes import normalize_chromosome
 from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
-from genesplice.models.masked_lm import (MaskedNucleotideHead, mask_tokens, masked_lm_loss,
-                                         unigram_entropy)
+from genesplice.models.device import module_device, resolve_device
+from genesplice.models.fusion import ProjectionHead
+from genesplice.models.masked_lm import (MaskedNucleotideHead, MaskedTokens, mask_tokens,
+                                         masked_lm_loss, unigram_entropy)
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
 from genesplice.sequence.cohort import build_cohort
 from genesplice.sequence.dataset import SequenceBatch, collate_sequences
-from genesplice.sequence.encode import PAD_INDEX, encode_sequence, pad_tokens
+from genesplice.sequence.encode import (PAD_INDEX, encode_sequence, pad_tokens,
+                                        reverse_complement_tokens)
 from genesplice.sequence.genome import Genome
 from genesplice.sequence.promoters import read_promoter_fasta
 from genesplice.sequence.tss import read_tss_bed
 from genesplice.sequence.windows import extract_windows
 from genesplice.training.checkpoint import load_checkpoint, save_checkpoint
+from genesplice.training.losses import info_nce
 from genesplice.training.schedules import build_scheduler
 from genesplice.training.splits import gene_chromosomes
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "masked_nucleotide_pretraining"
+
+#: the second view of the contrastive term (``contrastive_views``)
+CONTRASTIVE_VIEWS = ("rc", "shift", "both")
+#: width of the contrastive projection (the :class:`ProjectionHead` output)
+CONTRASTIVE_PROJ_DIM = 32
 
 #: what ``sequences`` may be: ``(tokens [n, l], mask [n, l])``, a collated batch, or a Dataset
 #: of :class:`~genesplice.sequence.dataset.SequenceItem`
@@ -85,6 +108,22 @@ class MaskedLossScore:
 
 
 @dataclass(frozen=True)
+class RcConsistency:
+    """Strand consistency of the pooled embedding on a sequence set (one seeded crop each)."""
+    cosine: float            # mean cos(emb(x), emb(rc(x))): 1 = strand-invariant
+    cosine_unrelated: float  # mean cos(emb(x), emb(rc(y))) for another sequence y of the batch
+    n_sequences: int
+
+    @property
+    def margin(self) -> float:
+        """``cosine - cosine_unrelated``: how much closer x is to its own RC than to another's."""
+        return self.cosine - self.cosine_unrelated
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**dataclasses.asdict(self), "margin": self.margin}
+
+
+@dataclass(frozen=True)
 class PretrainResult:
     config: SequenceEncoderConfig
     encoder_state: dict[str, torch.Tensor]
@@ -98,6 +137,10 @@ class PretrainResult:
     seconds: float
     checkpoint_path: Path | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    contrastive_losses: tuple[float, ...] = ()  # InfoNCE of every step (contrastive runs only)
+    contrast_head_state: dict[str, torch.Tensor] | None = None
+    rc_before: RcConsistency | None = None      # held-out RC consistency, untrained / trained
+    rc_after: RcConsistency | None = None
 
     def summary(self) -> str:
         lines = [f"pretrained a {self.n_parameters:,}-parameter encoder for {self.steps} steps "
@@ -113,9 +156,29 @@ class PretrainResult:
                 f"unigram-entropy baseline {a.unigram_entropy:.4f} (gain {a.gain:+.4f}); "
                 f"untrained {b.loss:.4f}; {a.n_sequences:,} sequences, {a.n_targets:,} "
                 "masked bases" if b is not None else "")
+        if self.contrastive_losses:
+            tail = self.contrastive_losses[-max(1, len(self.contrastive_losses) // 10):]
+            st = self.settings
+            lines.append(
+                f"contrastive view {st.get('contrastive_views')!r} (max shift "
+                f"{st.get('max_shift_bp')} bp), weight {st.get('contrastive_weight')}: training "
+                f"InfoNCE (last 10% of steps) {sum(tail) / len(tail):.4f} nats (chance "
+                f"ln(batch) = {_log(st.get('batch_size'), self.n_train_sequences):.4f})")
+        if self.rc_after is not None:
+            r, r0 = self.rc_after, self.rc_before
+            lines.append(
+                f"held-out RC consistency: cos(emb(x), emb(rc x)) {r.cosine:.4f} vs "
+                f"{r.cosine_unrelated:.4f} for unrelated pairs (margin {r.margin:+.4f})"
+                + (f"; untrained {r0.cosine:.4f} vs {r0.cosine_unrelated:.4f}"
+                   if r0 is not None else ""))
         if self.checkpoint_path is not None:
             lines.append(f"checkpoint: {self.checkpoint_path}")
         return "\n".join(x for x in lines if x)
+
+
+def _log(batch_size: Any, n: int) -> float:
+    """ln of the InfoNCE batch (the loss of a model that cannot tell the pairs apart)."""
+    return math.log(max(1, min(int(batch_size or 1), n)))
 
 
 class PretrainedEncoder(NamedTuple):
@@ -167,18 +230,72 @@ def random_crops(tokens: torch.Tensor, mask: torch.Tensor, crop_bp: int,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``crop_bp`` slice per row whose centre lies uniformly between the row's first and
     last real base (clamped to the row); rows not longer than ``crop_bp`` are kept whole."""
-    n, length = tokens.shape
-    if length <= crop_bp:
+    if tokens.shape[1] <= crop_bp:
         return tokens, mask
+    return _gather_crops(tokens, mask, _crop_starts(mask, crop_bp, generator), crop_bp)
+
+
+def _crop_starts(mask: torch.Tensor, crop_bp: int, generator: torch.Generator) -> torch.Tensor:
+    n, length = mask.shape
     idx = torch.arange(length)
     first = torch.where(mask, idx, length).min(-1).values.clamp(max=length - 1)
     last = torch.where(mask, idx, -1).max(-1).values.clamp(min=0)
     lo = first - crop_bp // 2
     span = (last - first + 1).clamp(min=1)
     start = lo + (torch.rand(n, generator=generator) * span).long().clamp(max=span - 1)
-    start = start.clamp(min=0, max=length - crop_bp)
+    return start.clamp(min=0, max=length - crop_bp)
+
+
+def _gather_crops(tokens: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, crop_bp: int):
     cols = start[:, None] + torch.arange(crop_bp)[None, :]          # n crop
     return tokens.gather(1, cols), mask.gather(1, cols)
+
+
+def _shift_rows(tokens: torch.Tensor, mask: torch.Tensor, shift: torch.Tensor):
+    """Row ``i`` moved by ``shift[i]`` bases: ``out[:, j] = row[j + shift]``; positions beyond
+    the row become padding (mask False)."""
+    length = tokens.shape[1]
+    cols = torch.arange(length)[None, :] + shift[:, None]
+    inside = (cols >= 0) & (cols < length)
+    cols = cols.clamp(0, length - 1)
+    shifted = torch.where(inside, tokens.gather(1, cols), torch.full_like(tokens, PAD_INDEX))
+    return shifted, mask.gather(1, cols) & inside
+
+
+def paired_views(tokens: torch.Tensor, mask: torch.Tensor, *, crop_bp: int | None,
+                 views: str, max_shift_bp: int, generator: torch.Generator
+                 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Two views of the same locus per row: ``((tokens, mask), (tokens, mask))``.
+
+    The first is :func:`random_crops` (the whole row without ``crop_bp``). The second, for
+    ``views`` in :data:`CONTRASTIVE_VIEWS`: ``shift`` — the crop moved by a uniform
+    ``-max_shift_bp … +max_shift_bp`` bases, cut from the source row (rows no longer than the
+    crop are shifted in place, with padding where they end); ``rc`` — the reverse complement
+    of the first view (tokens complemented and reversed, the padding / N mask reversed with
+    them); ``both`` — the shifted crop's reverse complement. A shifted row left without a real
+    base keeps shift 0.
+    """
+    if views not in CONTRASTIVE_VIEWS:
+        raise ValueError(f"views = {views!r} (expected one of {list(CONTRASTIVE_VIEWS)})")
+    if max_shift_bp < 0:
+        raise ValueError(f"max_shift_bp must be >= 0 (got {max_shift_bp})")
+    n, length = tokens.shape
+    crop = crop_bp is not None and length > crop_bp
+    start = _crop_starts(mask, crop_bp, generator) if crop else None
+    a = _gather_crops(tokens, mask, start, crop_bp) if crop else (tokens, mask)
+    b = a
+    if views in ("shift", "both") and max_shift_bp > 0:
+        shift = torch.randint(-max_shift_bp, max_shift_bp + 1, (n,), generator=generator)
+        if crop:
+            b = _gather_crops(tokens, mask, (start + shift).clamp(0, length - crop_bp), crop_bp)
+        else:
+            b = _shift_rows(*a, shift)
+        empty = ~b[1].any(-1)
+        if bool(empty.any()):
+            b = (torch.where(empty[:, None], a[0], b[0]), torch.where(empty[:, None], a[1], b[1]))
+    if views in ("rc", "both"):
+        b = (reverse_complement_tokens(b[0]), b[1].flip(-1))
+    return a, b
 
 
 def _drop_unused_length(tokens: torch.Tensor, mask: torch.Tensor):
@@ -202,6 +319,7 @@ def masked_loss_score(encoder: SequenceEncoder, head: MaskedNucleotideHead,
     was_training = encoder.training, head.training
     encoder.eval()
     head.eval()
+    dev = module_device(encoder)
     gen = torch.Generator().manual_seed(seed)
     total, correct, n_targets = 0.0, 0.0, 0
     counts = torch.zeros(4, dtype=torch.float64)
@@ -215,7 +333,8 @@ def masked_loss_score(encoder: SequenceEncoder, head: MaskedNucleotideHead,
         m = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
         if not bool(m.target_mask.any()):
             continue
-        states, _ = encoder.token_states(m.inputs, mask)
+        m = _to_device(m, dev)
+        states, _ = encoder.token_states(m.inputs, mask.to(dev))
         out = masked_lm_loss(head(states, tokens.shape[1]), m)
         total += float(out.loss) * out.n_targets
         correct += float(out.accuracy) * out.n_targets
@@ -231,6 +350,42 @@ def masked_loss_score(encoder: SequenceEncoder, head: MaskedNucleotideHead,
                            unigram_entropy=entropy, n_targets=n_targets, n_sequences=src.n)
 
 
+def _to_device(m: MaskedTokens, device: torch.device) -> MaskedTokens:
+    """The masking is drawn on the CPU (seeded CPU generator); its tensors moved to ``device``."""
+    return MaskedTokens(m.inputs.to(device), m.targets.to(device), m.target_mask.to(device))
+
+
+@torch.no_grad()
+def rc_consistency(encoder: SequenceEncoder, sequences: Sequences, *, seed: int = 1,
+                   batch_size: int = 64, crop_bp: int | None = None) -> RcConsistency:
+    """Mean cosine of the pooled embeddings of each sequence and of its reverse complement,
+    beside the mean cosine to the reverse complement of the batch's next sequence (the
+    "unrelated" pair). With ``crop_bp`` each sequence is scored on one seeded crop."""
+    src = _Source(sequences, "held-out sequences")
+    was_training = encoder.training
+    encoder.eval()
+    dev = module_device(encoder)
+    gen = torch.Generator().manual_seed(seed)
+    pair, other, n_other = 0.0, 0.0, 0
+    for lo in range(0, src.n, batch_size):
+        tokens, mask = src.rows(torch.arange(lo, min(lo + batch_size, src.n)))
+        if crop_bp is not None:
+            tokens, mask = random_crops(tokens, mask, crop_bp, gen)
+        tokens, mask = _drop_unused_length(tokens, mask)
+        (_, _), (rt, rm) = paired_views(tokens, mask, crop_bp=None, views="rc", max_shift_bp=0,
+                                        generator=gen)
+        emb = encoder(torch.cat([tokens, rt]).to(dev), torch.cat([mask, rm]).to(dev)).float()
+        e, e_rc = emb[:len(tokens)], emb[len(tokens):]
+        pair += float(F.cosine_similarity(e, e_rc, dim=-1).sum())
+        if len(tokens) > 1:
+            other += float(F.cosine_similarity(e, e_rc.roll(1, 0), dim=-1).sum())
+            n_other += len(tokens)
+    encoder.train(was_training)
+    return RcConsistency(cosine=pair / src.n,
+                         cosine_unrelated=other / n_other if n_other else math.nan,
+                         n_sequences=src.n)
+
+
 def pretrain_encoder(config: SequenceEncoderConfig, sequences: Sequences, *, steps: int = 1500,
                      lr: float = 3e-3, warmup: int = 50, batch_size: int = 64,
                      mask_prob: float = 0.15, seed: int = 0, weight_decay: float = 0.01,
@@ -239,7 +394,11 @@ def pretrain_encoder(config: SequenceEncoderConfig, sequences: Sequences, *, ste
                      checkpoint_path: str | os.PathLike | None = None,
                      init_state: dict[str, torch.Tensor] | None = None,
                      progress: bool = False, num_threads: int | None = None,
-                     extra: dict[str, Any] | None = None) -> PretrainResult:
+                     extra: dict[str, Any] | None = None, contrastive_weight: float = 0.0,
+                     contrastive_views: str = "rc", max_shift_bp: int = 0,
+                     contrastive_temperature: float = 0.1,
+                     init_heads: dict[str, dict[str, torch.Tensor]] | None = None,
+                     device: str | torch.device | None = "cpu") -> PretrainResult:
     """Masked-nucleotide pretraining of a fresh :class:`SequenceEncoder` built from ``config``.
 
     ``sequences``: ``(tokens [n, l], mask [n, l])``, a :class:`SequenceBatch`, or a Dataset of
@@ -247,9 +406,17 @@ def pretrain_encoder(config: SequenceEncoderConfig, sequences: Sequences, *, ste
     ``batch_size`` sequences at random (and, with ``crop_bp``, one random crop of each).
     ``held_out`` (same forms) is scored before and after training with a fixed masking.
     Initialisation, sampling and masking are seeded from ``seed``; the global RNG is left as
-    it was. ``init_state`` continues from an earlier encoder state. With ``checkpoint_path`` the
-    result is written atomically (encoder config as plain dict, step, encoder state; the head
-    and the scores in ``extra``) for :func:`load_pretrained_encoder`.
+    it was. ``init_state`` continues from an earlier encoder state, ``init_heads`` (``{"head":
+    …, "contrast_head": …}``, see :func:`load_pretraining_state`) from earlier head states. With
+    ``checkpoint_path`` the result is written atomically (encoder config as plain dict, step,
+    encoder state; the heads, the settings and the scores in ``extra``) for
+    :func:`load_pretrained_encoder`.
+
+    ``contrastive_weight > 0`` adds the contrastive view (module docstring;
+    ``contrastive_views``, ``max_shift_bp``, ``contrastive_temperature``). With weight 0 the run
+    is the masked-nucleotide run it always was (same random draws). ``device`` (``cpu``,
+    ``cuda``, ``mps``, ``auto``; :func:`~genesplice.models.device.resolve_device`) is where the
+    encoder runs; sampling, cropping and masking are drawn on the CPU and moved there.
 
     ``num_threads`` sets torch's intra-op threads for the run (restored afterwards): these
     models are small, and on a busy 2-core machine 1 thread ran ~8x faster than 2 (41 vs
@@ -261,7 +428,11 @@ def pretrain_encoder(config: SequenceEncoderConfig, sequences: Sequences, *, ste
                          weight_decay=weight_decay, min_lr_ratio=min_lr_ratio,
                          grad_clip=grad_clip, crop_bp=crop_bp, held_out=held_out,
                          checkpoint_path=checkpoint_path, init_state=init_state,
-                         progress=progress, extra=extra)
+                         progress=progress, extra=extra,
+                         contrastive_weight=contrastive_weight,
+                         contrastive_views=contrastive_views, max_shift_bp=max_shift_bp,
+                         contrastive_temperature=contrastive_temperature,
+                         init_heads=init_heads, device=device)
 
 
 @contextlib.contextmanager
@@ -278,13 +449,35 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+def _check_contrastive(weight: float, views: str, max_shift_bp: int, temperature: float) -> None:
+    if not weight >= 0:
+        raise ValueError(f"contrastive_weight must be >= 0 (got {weight})")
+    if views not in CONTRASTIVE_VIEWS:
+        raise ValueError(f"contrastive_views = {views!r} (expected one of "
+                         f"{list(CONTRASTIVE_VIEWS)})")
+    if max_shift_bp < 0 or (views in ("shift", "both") and max_shift_bp < 1):
+        raise ValueError(f"max_shift_bp = {max_shift_bp} (expected >= 0, and >= 1 for the "
+                         f"{views!r} view)")
+    if not temperature > 0:
+        raise ValueError(f"contrastive_temperature must be > 0 (got {temperature})")
+
+
+def _pad_right(x: torch.Tensor, length: int, value) -> torch.Tensor:
+    return F.pad(x, (0, length - x.shape[1]), value=value)
+
+
 def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, seed,
               weight_decay, min_lr_ratio, grad_clip, crop_bp, held_out, checkpoint_path,
-              init_state, progress, extra) -> PretrainResult:
+              init_state, progress, extra, contrastive_weight, contrastive_views,
+              max_shift_bp, contrastive_temperature, init_heads, device) -> PretrainResult:
     if steps < 1 or batch_size < 1:
         raise ValueError(f"need steps >= 1 and batch_size >= 1 (got {steps}, {batch_size})")
     if crop_bp is not None and crop_bp < 1:
         raise ValueError(f"crop_bp must be >= 1 (got {crop_bp})")
+    _check_contrastive(contrastive_weight, contrastive_views, max_shift_bp,
+                       contrastive_temperature)
+    contrastive = contrastive_weight > 0
+    dev = resolve_device(device)
     warmup = min(warmup, steps - 1)
     src = _Source(sequences, "training sequences")
     t0 = time.perf_counter()
@@ -292,17 +485,36 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
         torch.manual_seed(seed)
         encoder = SequenceEncoder(config)
         head = MaskedNucleotideHead(config.d_model, config.downsample)
+        # built after the others, so a run without the view starts from the same weights
+        proj = ProjectionHead(config.d_model, CONTRASTIVE_PROJ_DIM) if contrastive else None
     if init_state is not None:
         encoder.load_state_dict(init_state)
-    params = [*encoder.parameters(), *head.parameters()]
+    if init_heads and init_heads.get("head") is not None:
+        head.load_state_dict(init_heads["head"])
+    if proj is not None and init_heads and init_heads.get("contrast_head") is not None:
+        proj.load_state_dict(init_heads["contrast_head"])
+    encoder.to(dev)
+    head.to(dev)
+    if proj is not None:
+        proj.to(dev)
+    params = [*encoder.parameters(), *head.parameters(),
+              *(proj.parameters() if proj is not None else ())]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = build_scheduler(opt, warmup_steps=warmup, total_steps=steps, min_lr=lr * min_lr_ratio)
-    before = (masked_loss_score(encoder, head, held_out, mask_prob=mask_prob, seed=seed + 1,
-                                crop_bp=crop_bp) if held_out is not None else None)
+
+    def held_out_scores():
+        if held_out is None:
+            return None, None
+        return (masked_loss_score(encoder, head, held_out, mask_prob=mask_prob, seed=seed + 1,
+                                  crop_bp=crop_bp),
+                rc_consistency(encoder, held_out, seed=seed + 1, crop_bp=crop_bp))
+
+    before, rc_before = held_out_scores()
     gen = torch.Generator().manual_seed(seed)
     encoder.train()
     head.train()
     losses: list[float] = []
+    nce_losses: list[float] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -310,16 +522,38 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
     for _ in range(steps):
         index = torch.randint(0, src.n, (min(batch_size, src.n),), generator=gen)
         tokens, mask = src.rows(index)
-        if crop_bp is not None:
+        if contrastive:
+            (tokens, mask), (tokens_b, mask_b) = paired_views(
+                tokens, mask, crop_bp=crop_bp, views=contrastive_views,
+                max_shift_bp=max_shift_bp, generator=gen)
+        elif crop_bp is not None:
             tokens, mask = random_crops(tokens, mask, crop_bp, gen)
         tokens, mask = _drop_unused_length(tokens, mask)
-        m = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
-        if not bool(m.target_mask.any()):
+        m_cpu = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
+        if not bool(m_cpu.target_mask.any()):
             continue
-        states, _ = encoder.token_states(m.inputs, mask)
-        out = masked_lm_loss(head(states, tokens.shape[1]), m)
+        m = _to_device(m_cpu, dev)
+        if contrastive:
+            # both views in one encoder pass: right padding does not change the states
+            tokens_b, mask_b = _drop_unused_length(tokens_b, mask_b)
+            width = max(tokens.shape[1], tokens_b.shape[1])
+            inputs = torch.cat([_pad_right(m_cpu.inputs, width, PAD_INDEX),
+                                _pad_right(tokens_b, width, PAD_INDEX)]).to(dev)
+            masks = torch.cat([_pad_right(mask, width, False),
+                               _pad_right(mask_b, width, False)]).to(dev)
+            states, state_mask = encoder.token_states(inputs, masks)
+            n = tokens.shape[0]
+            out = masked_lm_loss(head(states[:n], tokens.shape[1]), m)
+            z = proj(encoder.pool(states, state_mask, encoder.default_tss_index(masks)))
+            nce = info_nce(z[:n], z[n:], temperature=contrastive_temperature)
+            loss = out.loss + contrastive_weight * nce
+            nce_losses.append(float(nce.detach()))
+        else:
+            states, _ = encoder.token_states(m.inputs, mask.to(dev))
+            out = masked_lm_loss(head(states, tokens.shape[1]), m)
+            loss = out.loss
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         sched.step()
@@ -330,19 +564,27 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
     if bar is not None:
         bar.close()
     encoder.eval()
-    after = (masked_loss_score(encoder, head, held_out, mask_prob=mask_prob, seed=seed + 1,
-                               crop_bp=crop_bp) if held_out is not None else None)
+    after, rc_after = held_out_scores()
     settings = {"steps": steps, "lr": lr, "warmup": warmup, "batch_size": batch_size,
                 "mask_prob": mask_prob, "seed": seed, "weight_decay": weight_decay,
                 "min_lr_ratio": min_lr_ratio, "grad_clip": grad_clip,
-                "crop_bp": crop_bp}
-    encoder_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-    head_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+                "crop_bp": crop_bp, "contrastive_weight": float(contrastive_weight),
+                "contrastive_views": contrastive_views, "max_shift_bp": int(max_shift_bp),
+                "contrastive_temperature": float(contrastive_temperature),
+                "device": str(dev)}
+    encoder.cpu()
+
+    def cpu_state(module):
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
     result = PretrainResult(
-        config=config, encoder_state=encoder_state, head_state=head_state, steps=steps,
-        train_losses=tuple(losses), held_out_before=before, held_out_after=after,
-        n_train_sequences=src.n, n_parameters=encoder.n_parameters(),
-        seconds=time.perf_counter() - t0, settings=settings)
+        config=config, encoder_state=cpu_state(encoder), head_state=cpu_state(head),
+        steps=steps, train_losses=tuple(losses), held_out_before=before,
+        held_out_after=after, n_train_sequences=src.n, n_parameters=encoder.n_parameters(),
+        seconds=time.perf_counter() - t0, settings=settings,
+        contrastive_losses=tuple(nce_losses),
+        contrast_head_state=cpu_state(proj) if proj is not None else None,
+        rc_before=rc_before, rc_after=rc_after)
     if checkpoint_path is not None:
         path = save_pretrained_encoder(checkpoint_path, result, extra=extra)
         result = dataclasses.replace(result, checkpoint_path=path)
@@ -357,6 +599,13 @@ def save_pretrained_encoder(path: str | os.PathLike, result: PretrainResult, *,
     scores = {name: s.to_dict() for name, s in (("held_out_before", result.held_out_before),
                                                  ("held_out_after", result.held_out_after))
               if s is not None}
+    scores.update({name: s.to_dict() for name, s in (("rc_before", result.rc_before),
+                                                      ("rc_after", result.rc_after))
+                   if s is not None})
+    if result.contrast_head_state is not None:
+        scores["contrast_head_state"] = result.contrast_head_state
+        nce = result.contrastive_losses[-max(1, len(result.contrastive_losses) // 10):]
+        scores["contrastive_loss_tail"] = float(sum(nce) / len(nce)) if nce else float("nan")
     tail = result.train_losses[-max(1, len(result.train_losses) // 10):]
     return save_checkpoint(
         path, model_state=result.encoder_state,
@@ -392,6 +641,32 @@ def load_pretrained_encoder(path: str | os.PathLike) -> PretrainedEncoder:
             f"encoder state does not fit its stored config (missing {missing[:5]}, unexpected "
             f"{unexpected[:5]}, wrong shape {wrong[:5]})", path=path)
     return PretrainedEncoder(config, dict(ck.model_state))
+
+
+class PretrainingState(NamedTuple):
+    """Everything :func:`pretrain_encoder` needs to continue a checkpoint: pass
+    ``init_state=state.encoder_state, init_heads=state.heads`` and the ``settings``."""
+    config: SequenceEncoderConfig
+    encoder_state: dict[str, torch.Tensor]
+    heads: dict[str, dict[str, torch.Tensor] | None]   # "head", "contrast_head" (None: absent)
+    settings: dict[str, Any]                             # the run's pretrain settings
+    step: int
+
+
+def load_pretraining_state(path: str | os.PathLike) -> PretrainingState:
+    """Encoder, heads and settings of a :func:`pretrain_encoder` checkpoint, to resume from.
+
+    Checkpoints written before the contrastive view have no ``contrast_head`` (``None``: a
+    resumed contrastive run starts that head fresh) and no contrastive settings (read as
+    weight 0, the run they were)."""
+    config, state = load_pretrained_encoder(path)
+    ck = load_checkpoint(path)
+    settings = {"contrastive_weight": 0.0, "contrastive_views": "rc", "max_shift_bp": 0,
+                "contrastive_temperature": 0.1, **dict(ck.config.get("pretrain") or {})}
+    return PretrainingState(config, state,
+                            {"head": ck.extra.get("head_state"),
+                             "contrast_head": ck.extra.get("contrast_head_state")},
+                            settings, int(ck.step))
 
 
 # ------------------------------------------------------------------------------ default data
@@ -507,8 +782,10 @@ def unigram_baseline(sequences: tuple[torch.Tensor, torch.Tensor]) -> float:
 
 
 __all__ = [
-    "CHECKPOINT_KIND", "MaskedLossScore", "PretrainResult", "PretrainedEncoder",
-    "PretrainingData", "load_pretrained_encoder", "masked_loss_score", "pretrain_encoder",
-    "promoter_pretraining_sequences", "random_crops", "save_pretrained_encoder",
+    "CHECKPOINT_KIND", "CONTRASTIVE_VIEWS", "MaskedLossScore", "PretrainResult",
+    "PretrainedEncoder", "PretrainingData", "PretrainingState", "RcConsistency",
+    "load_pretrained_encoder", "load_pretraining_state", "masked_loss_score", "paired_views",
+    "pretrain_encoder", "promoter_pretraining_sequences", "random_crops", "rc_consistency",
+    "save_pretrained_encoder",
     "torch_threads", "unigram_baseline", "window_pretraining_sequences",
 ]

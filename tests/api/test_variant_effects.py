@@ -92,9 +92,9 @@ def test_variant_streaming_memory_is_flat(gs, tmp_path, monkeypatch):
     chunk_hits: list[int] = []              # pairs found per chunk read
     copy_genes, variant_windows = variant_effects.copy_genes, variant_effects.variant_windows
 
-    def counting_copy(graph, seq, rows, *, tokens, mask):
+    def counting_copy(graph, seq, rows, *, tokens, mask, **kwargs):
         scored.append((len(rows), tokens.numel()))
-        return copy_genes(graph, seq, rows, tokens=tokens, mask=mask)
+        return copy_genes(graph, seq, rows, tokens=tokens, mask=mask, **kwargs)
 
     def counting_windows(chunk, *args, **kwargs):
         vw = variant_windows(chunk, *args, **kwargs)
@@ -120,4 +120,6 @@ def test_variant_streaming_memory_is_flat(gs, tmp_path, monkeypatch):
     assert "100,000 variants read" in results[1].attrs["report"]
     assert len(results[1]) > len(results[0]) > 0                    # hits scale with input
     assert len(results[1]) >= 4 * BATCH, len(results[1])            # several batches
-    assert peaks[1] <= 1.3 * peaks[0], peaks
+    # 90,000 more variants add a fixed ~1 MB of reader buffers (pandas' C parser, gzip), not
+    # memory per variant: a held table of 100k variants alone would take ~30 MB here
+    assert peaks[1] <= peaks[0] + 2_000_000, peaks

@@ -10,7 +10,6 @@ import pytest
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.training.config import DataConfig, RunConfig, load_config, with_overrides
 from genesplice.training.experiment import run_experiment
-from genesplice.training.splits import gene_chromosomes
 
 SHIPPED = "configs/long_window_cohort.toml"
 
@@ -33,21 +32,10 @@ def test_shipped_long_window_config():
 
 
 @pytest.fixture(scope="module")
-def run(kg, tmp_path_factory):
-    chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    pick = ([g for g in genes if chrom[g] == "chrX"][:150]
-            + [g for g in genes if chrom[g] == "chr20"][:60]
-            + [g for g in genes if chrom[g] == "chr9"][:40]
-            + [g for g in genes if chrom[g] == "chr1"][:100])
-    out = tmp_path_factory.mktemp("window_run")
-    cfg = with_overrides(load_config(SHIPPED), [
-        "data.window_upstream=2000", "data.window_downstream=2000",
-        f"data.embedding_cache={out / 'cache'}", "train.epochs=1", "train.seeds=1",
-        "train.batch_size=128", "train.warmup_steps=1", "pretrain.steps=0"])
-    summary = run_experiment(cfg, out / "run", variants=("fused", "window_only"), graph=kg,
-                             genes=pick, progress=False)
-    return cfg, out, summary, pick, kg
+def run(window_run):
+    """The session's small window run (tests/conftest.py: fused + window_only, ±2 kb)."""
+    return (window_run["cfg"], window_run["out"], window_run["summary"], window_run["genes"],
+            window_run["kg"])
 
 
 def test_window_run_reports_windows_and_rows(run, capsys):
