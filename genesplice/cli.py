@@ -292,6 +292,7 @@ def _run_variant_effect(args: argparse.Namespace) -> int:
     for what, path in checks:
         if not Path(path).is_file():
             raise GeneSpliceInputError(f"{what} not found", path=path)
+    check_writable_dir(Path(args.out).parent)
     for name in ("chunk_size", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
