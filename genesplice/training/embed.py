@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,20 @@ def window_encoder(path: str | os.PathLike | None) -> tuple[SequenceEncoder, str
 
 # ------------------------------------------------------------------------------------ embedding
 
+def embed_batches(encoder: nn.Module, tokens: torch.Tensor, mask: torch.Tensor, tss: int,
+                  batch_size: int, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(first row, embeddings [b, d] float32 on the CPU)`` of windows ``tokens`` / ``mask``
+    (TSS at index ``tss``), ``batch_size`` rows at a time, on ``device`` without gradients
+    (bf16 autocast on CUDA)."""
+    for b in range(0, len(tokens), batch_size):
+        t = tokens[b:b + batch_size].to(device).long()
+        m = mask[b:b + batch_size].to(device)
+        index = torch.full((t.shape[0],), tss, dtype=torch.long, device=device)
+        with torch.no_grad(), autocast_for(device):
+            emb = encoder(t, m, index).float().cpu()
+        yield b, emb
+
+
 def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: WindowSpec,
              store: EmbeddingStore, device: torch.device, batch_size: int, progress: bool,
              commit_seconds: float) -> int:
@@ -199,23 +213,19 @@ def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: Windo
     todo = todo.assign(_key=todo["chrom"].map(alias_key)).sort_values(
         ["genome", "_key", "tss"], kind="stable")
     per_read = max(batch_size, READ_BASES // spec.length // batch_size * batch_size)
-    tss_index = torch.full((batch_size,), spec.upstream, dtype=torch.long, device=device)
     if distributed.active():
         return _compute_sharded(encoder, genome, todo, spec, store, device, batch_size,
-                                per_read, tss_index, progress)
+                                per_read, progress)
     bar = tqdm(total=len(todo), desc="embed", unit="gene", disable=not progress, leave=False)
     last, n = time.monotonic(), 0
     try:
         for lo in range(0, len(todo), per_read):
             chunk = todo.iloc[lo:lo + per_read]
             windows = extract_windows(genome, chunk, spec.upstream, spec.downstream)
-            for b in range(0, len(chunk), batch_size):
-                tokens = windows.tokens[b:b + batch_size].to(device).long()
-                mask = windows.mask[b:b + batch_size].to(device)
-                with torch.no_grad(), autocast_for(device):
-                    emb = encoder(tokens, mask, tss_index[:tokens.shape[0]])
+            for b, emb in embed_batches(encoder, windows.tokens, windows.mask, spec.upstream,
+                                        batch_size, device):
                 genes = list(windows.gene_ids[b:b + batch_size])
-                store.write(genes, emb.float().cpu().numpy())
+                store.write(genes, emb.numpy())
                 n += len(genes)
                 bar.update(len(genes))
                 if time.monotonic() - last >= commit_seconds:
@@ -229,7 +239,7 @@ def _compute(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: Windo
 
 def _compute_sharded(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spec: WindowSpec,
                      store: EmbeddingStore | None, device: torch.device, batch_size: int,
-                     per_read: int, tss_index: torch.Tensor, progress: bool) -> int:
+                     per_read: int, progress: bool) -> int:
     """:func:`_compute` under torchrun: the genome-ordered ``todo`` is cut into blocks of
     ``per_read`` genes per rank (fewer when there are few genes); each rank embeds its part
     of each block, rank 0 gathers the block, writes it into ``store`` (rank 0's; None
@@ -246,13 +256,10 @@ def _compute_sharded(encoder: nn.Module, genome: Genome, todo: pd.DataFrame, spe
             parts: list[np.ndarray] = []
             if len(mine):
                 windows = extract_windows(genome, mine, spec.upstream, spec.downstream)
-                for b in range(0, len(mine), batch_size):
-                    tokens = windows.tokens[b:b + batch_size].to(device).long()
-                    mask = windows.mask[b:b + batch_size].to(device)
-                    with torch.no_grad(), autocast_for(device):
-                        emb = encoder(tokens, mask, tss_index[:tokens.shape[0]])
+                for b, emb in embed_batches(encoder, windows.tokens, windows.mask,
+                                            spec.upstream, batch_size, device):
                     genes += list(windows.gene_ids[b:b + batch_size])
-                    parts.append(emb.float().cpu().numpy())
+                    parts.append(emb.numpy())
             for rank_genes, values in distributed.gather_object(
                     (genes, np.concatenate(parts) if parts else None)) or ():
                 if rank_genes:
@@ -380,18 +387,11 @@ class WindowEmbedder:
         w = extract_windows(self.genome, rows, self.spec.upstream, self.spec.downstream)
         return w.tokens, w.mask
 
-    @torch.no_grad()
     def embed(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``[p, d]`` float32 (CPU) TSS-pooled embeddings of windows ``tokens`` / ``mask``,
         ``batch_size`` at a time."""
-        out = []
-        for b in range(0, len(tokens), self.batch_size):
-            t = tokens[b:b + self.batch_size].to(self.device).long()
-            m = mask[b:b + self.batch_size].to(self.device)
-            tss = torch.full((t.shape[0],), self.spec.upstream, dtype=torch.long,
-                             device=self.device)
-            with autocast_for(self.device):
-                out.append(self.encoder(t, m, tss).float().cpu())
+        out = [emb for _, emb in embed_batches(self.encoder, tokens, mask, self.spec.upstream,
+                                               self.batch_size, self.device)]
         return torch.cat(out) if out else torch.zeros((0, 0))
 
 
@@ -478,6 +478,7 @@ __all__ = [
     "WindowEmbedder",
     "WindowSpec",
     "autocast_for",
+    "embed_batches",
     "embed_files",
     "embed_windows",
     "load_encoder",

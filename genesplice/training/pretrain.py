@@ -466,6 +466,44 @@ def _pad_right(x: torch.Tensor, length: int, value) -> torch.Tensor:
     return F.pad(x, (0, length - x.shape[1]), value=value)
 
 
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _draw_batch(src: "_Source", batch_size: int, gen: torch.Generator, *, crop_bp, views,
+                max_shift_bp) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """``(tokens, mask, (tokens_b, mask_b))`` of one training step: ``batch_size`` rows drawn
+    from ``src``, cropped; with ``views`` (contrastive) the second view of each crop, else
+    ``(None, None)``."""
+    index = torch.randint(0, src.n, (min(batch_size, src.n),), generator=gen)
+    tokens, mask = src.rows(index)
+    second = (None, None)
+    if views is not None:
+        (tokens, mask), second = paired_views(tokens, mask, crop_bp=crop_bp, views=views,
+                                              max_shift_bp=max_shift_bp, generator=gen)
+    elif crop_bp is not None:
+        tokens, mask = random_crops(tokens, mask, crop_bp, gen)
+    tokens, mask = _drop_unused_length(tokens, mask)
+    return tokens, mask, second
+
+
+def _two_view_losses(encoder, head, proj, m_cpu, m, mask, tokens_b, mask_b, dev,
+                     temperature):
+    """``(masked-LM output of the first view, InfoNCE of the two views)``, both views in one
+    encoder pass (right padding does not change the states); ``m_cpu`` / ``m``: the first
+    view's masked batch on the CPU / on ``dev``."""
+    tokens_b, mask_b = _drop_unused_length(tokens_b, mask_b)
+    n, length = m_cpu.inputs.shape
+    width = max(length, tokens_b.shape[1])
+    inputs = torch.cat([_pad_right(m_cpu.inputs, width, PAD_INDEX),
+                        _pad_right(tokens_b, width, PAD_INDEX)]).to(dev)
+    masks = torch.cat([_pad_right(mask, width, False), _pad_right(mask_b, width, False)]).to(dev)
+    states, state_mask = encoder.token_states(inputs, masks)
+    out = masked_lm_loss(head(states[:n], length), m)
+    z = proj(encoder.pool(states, state_mask, encoder.default_tss_index(masks)))
+    return out, info_nce(z[:n], z[n:], temperature=temperature)
+
+
 def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, seed,
               weight_decay, min_lr_ratio, grad_clip, crop_bp, held_out, checkpoint_path,
               init_state, progress, extra, contrastive_weight, contrastive_views,
@@ -487,18 +525,16 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
         head = MaskedNucleotideHead(config.d_model, config.downsample)
         # built after the others, so a run without the view starts from the same weights
         proj = ProjectionHead(config.d_model, CONTRASTIVE_PROJ_DIM) if contrastive else None
+    init = {"head": head, "contrast_head": proj}
     if init_state is not None:
         encoder.load_state_dict(init_state)
-    if init_heads and init_heads.get("head") is not None:
-        head.load_state_dict(init_heads["head"])
-    if proj is not None and init_heads and init_heads.get("contrast_head") is not None:
-        proj.load_state_dict(init_heads["contrast_head"])
-    encoder.to(dev)
-    head.to(dev)
-    if proj is not None:
-        proj.to(dev)
-    params = [*encoder.parameters(), *head.parameters(),
-              *(proj.parameters() if proj is not None else ())]
+    for name, module in init.items():
+        if module is not None and (init_heads or {}).get(name) is not None:
+            module.load_state_dict(init_heads[name])
+    modules = [x for x in (encoder, head, proj) if x is not None]
+    for module in modules:
+        module.to(dev)
+    params = [p for module in modules for p in module.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = build_scheduler(opt, warmup_steps=warmup, total_steps=steps, min_lr=lr * min_lr_ratio)
 
@@ -520,32 +556,16 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, desc="pretrain", unit="step", leave=False)
     for _ in range(steps):
-        index = torch.randint(0, src.n, (min(batch_size, src.n),), generator=gen)
-        tokens, mask = src.rows(index)
-        if contrastive:
-            (tokens, mask), (tokens_b, mask_b) = paired_views(
-                tokens, mask, crop_bp=crop_bp, views=contrastive_views,
-                max_shift_bp=max_shift_bp, generator=gen)
-        elif crop_bp is not None:
-            tokens, mask = random_crops(tokens, mask, crop_bp, gen)
-        tokens, mask = _drop_unused_length(tokens, mask)
+        tokens, mask, (tokens_b, mask_b) = _draw_batch(
+            src, batch_size, gen, crop_bp=crop_bp,
+            views=contrastive_views if contrastive else None, max_shift_bp=max_shift_bp)
         m_cpu = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
         if not bool(m_cpu.target_mask.any()):
             continue
         m = _to_device(m_cpu, dev)
         if contrastive:
-            # both views in one encoder pass: right padding does not change the states
-            tokens_b, mask_b = _drop_unused_length(tokens_b, mask_b)
-            width = max(tokens.shape[1], tokens_b.shape[1])
-            inputs = torch.cat([_pad_right(m_cpu.inputs, width, PAD_INDEX),
-                                _pad_right(tokens_b, width, PAD_INDEX)]).to(dev)
-            masks = torch.cat([_pad_right(mask, width, False),
-                               _pad_right(mask_b, width, False)]).to(dev)
-            states, state_mask = encoder.token_states(inputs, masks)
-            n = tokens.shape[0]
-            out = masked_lm_loss(head(states[:n], tokens.shape[1]), m)
-            z = proj(encoder.pool(states, state_mask, encoder.default_tss_index(masks)))
-            nce = info_nce(z[:n], z[n:], temperature=contrastive_temperature)
+            out, nce = _two_view_losses(encoder, head, proj, m_cpu, m, mask, tokens_b, mask_b,
+                                        dev, contrastive_temperature)
             loss = out.loss + contrastive_weight * nce
             nce_losses.append(float(nce.detach()))
         else:
@@ -573,17 +593,13 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
                 "contrastive_temperature": float(contrastive_temperature),
                 "device": str(dev)}
     encoder.cpu()
-
-    def cpu_state(module):
-        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
     result = PretrainResult(
-        config=config, encoder_state=cpu_state(encoder), head_state=cpu_state(head),
+        config=config, encoder_state=_cpu_state(encoder), head_state=_cpu_state(head),
         steps=steps, train_losses=tuple(losses), held_out_before=before,
         held_out_after=after, n_train_sequences=src.n, n_parameters=encoder.n_parameters(),
         seconds=time.perf_counter() - t0, settings=settings,
         contrastive_losses=tuple(nce_losses),
-        contrast_head_state=cpu_state(proj) if proj is not None else None,
+        contrast_head_state=_cpu_state(proj) if proj is not None else None,
         rc_before=rc_before, rc_after=rc_after)
     if checkpoint_path is not None:
         path = save_pretrained_encoder(checkpoint_path, result, extra=extra)

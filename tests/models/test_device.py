@@ -148,6 +148,8 @@ CPU_BY_CONSTRUCTION = {
     ("api/explanation.py", "attributions", "tokens"): "the gene's CPU tokens",
     ("api/explanation.py", "attributions", "plain"): "from grad .cpu()",
     ("api/explanation.py", "attributions", "centred"): "from grad .cpu()",
+    ("training/embed.py", "_compute", "emb"): "embed_batches yields .cpu() embeddings",
+    ("training/embed.py", "_compute_sharded", "emb"): "embed_batches yields .cpu() embeddings",
 }
 
 
