@@ -369,7 +369,8 @@ class VariantEffectMixin(LookupMixin):
         if self.reads_windows:
             batch_size = batch_size or 8
             view = self._long_view(genome, tss, search_bp)
-            pairs_of = window_pairs(view, Genome(genome), report, path, batch_size=batch_size)
+            pairs_of = window_pairs(view, view.embedder.genome, report, path,
+                                    batch_size=batch_size)
             spec = self.config.data
             located = (f"{len(view.windows):,} genes' windows "
                        f"(TSS −{spec.window_upstream:,} … +{spec.window_downstream:,} bp) "
