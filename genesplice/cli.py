@@ -561,10 +561,11 @@ def _run_graph_search(args: argparse.Namespace) -> int:
 
 def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune a trained model to a new expression table "
-                                        "(new tissues / conditions): keeps the sequence "
-                                        "encoder and the GAT, new tissue heads initialised "
-                                        "from the old tissues, early stopping on the "
-                                        "validation chromosomes")
+                                        "(new tissues / conditions): keeps the whole "
+                                        "model and maps its tissues to the new ones "
+                                        "(starting from a ridge of new on old), then "
+                                        "trains with early stopping on the validation "
+                                        "chromosomes")
     p.add_argument("--checkpoint", required=True,
                    help="trained model checkpoint (e.g. runs/demo/fused.pt)")
     p.add_argument("--expression", required=True,
@@ -572,7 +573,8 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (finetuned.pt, "
                                                 "predictions.csv, report.md, …)")
     p.add_argument("--freeze", nargs="*", default=[], metavar="PART",
-                   help="keep these parts fixed: sequence, graph, fusion, trunk (all three) "
+                   help="keep these parts fixed: sequence, graph, fusion, trunk (all three), "
+                        "heads (the base tissues' heads, linear path and label read-out) "
                         "(default: nothing frozen)")
     p.add_argument("--genes", type=int, default=0, metavar="N",
                    help="fine-tune on N labelled genes off the test chromosomes only (a "

@@ -24,6 +24,7 @@ from genesplice.training.experiment import (
     fit_ridge,
     load_graph,
     load_trained,
+    prepare_for_run,
     prepare_from_config,
     train_variant,
 )
@@ -69,7 +70,8 @@ class LoadingMixin:
         cfg = replace(cfg, data=data_cfg)
         if graph is None:
             graph = load_graph(cfg.data.graph_path or None, progress=progress)
-        data = checked_data(cfg, graph, ck.data_checksums, genes, checkpoint, progress)
+        data = checked_data(cfg, graph, ck.data_checksums, genes, checkpoint, progress,
+                            inputs=ck.extra.get("inputs"))
         if list(ck.extra.get("tissues", data.tissues)) != list(data.tissues):
             raise GeneSpliceInputError(
                 f"tissues differ from the checkpoint's: {ck.extra['tissues'][:5]}… vs "
@@ -140,14 +142,17 @@ class LoadingMixin:
                              genome=genome, tss=tss)
 
 
-def checked_data(cfg, graph, saved: Mapping[str, str], genes, checkpoint, progress: bool):
+def checked_data(cfg, graph, saved: Mapping[str, str], genes, checkpoint, progress: bool,
+                 inputs: dict | None = None):
     """Training data rebuilt from ``cfg`` with every promoter (what queries use), after
     checking the checksums the checkpoint stored (on the ``genes`` subset it was trained on,
-    if one is given)."""
-    data = prepare_from_config(cfg, graph=graph, progress=progress)
+    if one is given). ``inputs``: a fine-tuned checkpoint's base inputs
+    (:func:`~genesplice.training.experiment.prepare_for_run`)."""
+    data = prepare_for_run(cfg, graph=graph, inputs=inputs, progress=progress)
     check = data
     if genes is not None and saved.get("sequences") != data.checksums.get("sequences"):
-        check = prepare_from_config(cfg, graph=graph, genes=list(genes), progress=False)
+        check = prepare_for_run(cfg, graph=graph, genes=list(genes), inputs=inputs,
+                                progress=False)
     try:
         compare_checksums(saved, check.checksums, path=checkpoint)
     except GeneSpliceInputError as err:

@@ -10,6 +10,35 @@ import torch
 from torch import Tensor, nn
 
 
+class TissueMap(nn.Module):
+    """A linear map from one tissue set's predictions to another's (fine-tuning to new tissues):
+    ``level' = a · level + b``, ``profile' = centre(profile @ A + c)``.
+
+    Shapes: ``level [g]``, ``profile [g, t_in]`` → ``level' [g]``, ``profile' [g, t_out]``
+    (rows centred). :meth:`set_` loads a fitted map (e.g. a ridge of new tissues on old ones),
+    so that a fine-tuned model starts exactly at the base model pushed through it.
+    """
+
+    def __init__(self, n_inputs: int, n_outputs: int) -> None:
+        super().__init__()
+        self.level_scale = nn.Parameter(torch.ones(()))
+        self.level_bias = nn.Parameter(torch.zeros(()))
+        self.weight = nn.Parameter(torch.zeros(n_inputs, n_outputs))
+        self.bias = nn.Parameter(torch.zeros(n_outputs))
+
+    @torch.no_grad()
+    def set_(self, a: float, b: float, A: Tensor, c: Tensor) -> None:
+        self.level_scale.fill_(float(a))
+        self.level_bias.fill_(float(b))
+        self.weight.copy_(torch.as_tensor(A, dtype=self.weight.dtype))
+        self.bias.copy_(torch.as_tensor(c, dtype=self.bias.dtype))
+
+    def forward(self, level: Tensor, profile: Tensor) -> tuple[Tensor, Tensor]:
+        out = profile @ self.weight + self.bias                                # [g, t_out]
+        return (self.level_scale * level + self.level_bias,
+                out - out.mean(dim=-1, keepdim=True))
+
+
 class GatedFusion(nn.Module):
     """``h = z * h_seq + (1 - z) * h_graph`` with a per-dimension gate ``z = σ(W [h_seq; h_graph])``.
 

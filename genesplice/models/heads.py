@@ -10,6 +10,7 @@ name                   module                                           reads �
 ``function``           ``nn.Linear`` (multi-label gene-function logits)  ``h`` → ``[g, k]``
 ``contrastive``        :class:`~genesplice.models.fusion.ProjectionHead`   ``h`` → ``[g, p]``
 ``masked_nucleotides`` :class:`~genesplice.models.masked_lm.MaskedNucleotideHead`  tokens → logits
+``tissue_map``         :class:`~genesplice.models.fusion.TissueMap`        (level, profile) → new tissues
 =====================  ===============================================  ========================
 
 A new head lives in its own module and registers itself::
@@ -33,7 +34,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from genesplice.models.fusion import ExpressionHeads, ProjectionHead
+from genesplice.models.fusion import ExpressionHeads, ProjectionHead, TissueMap
 from genesplice.models.masked_lm import MaskedNucleotideHead
 
 HeadFactory = Callable[..., nn.Module]
@@ -92,3 +93,9 @@ def masked_nucleotide_head(*, d_model: int, downsample: int,
                            d_hidden: int = 32) -> MaskedNucleotideHead:
     """Token states ``[b, n, d]`` → base logits ``[b, l, 4]`` (pretraining)."""
     return MaskedNucleotideHead(d_model, downsample, d_hidden)
+
+
+@register_head("tissue_map")
+def tissue_map_head(*, n_inputs: int, n_outputs: int) -> TissueMap:
+    """Old tissues' (level, profile) → new tissues' (a fine-tuned model's output)."""
+    return TissueMap(n_inputs, n_outputs)

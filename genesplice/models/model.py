@@ -10,7 +10,8 @@ Data flow for one forward pass (full graph, then the requested genes):
     + MembershipLinear over gene × annotation membership (ridge-like linear path)
     + TissueLabelAttention: observed labels of each gene's most similar *training* genes,
       weighted per tissue (label trick: a gene never reads its own label)
-    + function head (auxiliary, multi-label) and projection heads (contrastive views).
+    + function head (auxiliary, multi-label) and projection heads (contrastive views)
+    [+ TissueMap: a fine-tuned model's base tissues → its new ones (``n_output_tissues``)].
 
 Every head is built by name through the registry of :mod:`genesplice.models.heads`
 (``tissue``, ``function``, ``contrastive``; ``config.extra_heads`` adds registered heads of
@@ -232,7 +233,7 @@ class GeneSpliceModel(nn.Module):
                  edge_dims: dict[EdgeType, int] | None = None, n_membership_features: int = 0,
                  sequence_encoder: nn.Module | None = None, sequence_dim: int | None = None,
                  label_edge_dim: int = 1, n_gene_features: int = 0,
-                 window_dim: int = 0) -> None:
+                 window_dim: int = 0, n_output_tissues: int = 0) -> None:
         super().__init__()
         self.config = config
         d = config.hidden
@@ -286,6 +287,10 @@ class GeneSpliceModel(nn.Module):
             self.label_attention = self.label_gate = None
         self.extra_heads = nn.ModuleDict({
             key: build_head(name, dim=d, n_outputs=n) for key, name, n in config.extra_heads})
+        # a fine-tuned model: the tissues above are its base model's, mapped to the new ones
+        self.tissue_map = (build_head("tissue_map", n_inputs=n_tissues,
+                                      n_outputs=n_output_tissues)
+                           if n_output_tissues else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -398,6 +403,8 @@ class GeneSpliceModel(nn.Module):
             level = level + w[:, 0] * (read.values[:, 0] - level)
             profile = profile + w[:, 1:] * (read.values[:, 1:] - profile)
             profile = profile - profile.mean(dim=-1, keepdim=True)
+        if self.tissue_map is not None:
+            level, profile = self.tissue_map(level, profile)
         logits = (self.function_head(h) if self.function_head is not None
                   else h.new_zeros(len(gene_rows), 0))
         extra = {key: head(h) for key, head in self.extra_heads.items()}

@@ -179,7 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--pretrained-encoder", default=None)
     p.add_argument("--base-checkpoint", default=None)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    p.add_argument("--seeds-small", type=int, default=2)
+    p.add_argument("--seeds-small", type=int, default=2, help="seeds at sizes <= 500")
+    p.add_argument("--seeds-large", type=int, default=1, help="seeds above 500 (and 'all')")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", nargs="*", default=[])
     p.add_argument("--finetune-set", dest="ft_overrides", nargs="*", default=[])
@@ -189,7 +190,8 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     run_finetune_study(a.out, graph_path=a.graph, pretrained_encoder=a.pretrained_encoder,
-                       sizes=tuple(a.sizes), seeds_small=a.seeds_small, overrides=a.overrides,
+                       sizes=tuple(a.sizes), seeds_small=a.seeds_small,
+                       seeds_large=a.seeds_large, overrides=a.overrides,
                        finetune_overrides=a.ft_overrides, freeze_parts=tuple(a.freeze),
                        base_checkpoint=a.base_checkpoint, first_seed=a.first_seed)
     return 0

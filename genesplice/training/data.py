@@ -264,6 +264,31 @@ def prepare_training_data(graph: KnowledgeGraph, expression: ExpressionTable, *,
                         display_symbols=display, checksums=checksums, report=report)
 
 
+def with_targets(inputs: TrainingData, targets: TrainingData) -> TrainingData:
+    """``inputs``' model inputs — graph, membership features, the label read-out's labels and
+    edges, gene features, promoters, windows, function labels — with ``targets``' table:
+    tissues, values and split. A fine-tuned model reads exactly what its base model read
+    (``inputs``: the base run's data) and learns the new table
+    (:mod:`genesplice.training.finetune`). Both must be on one graph.
+
+    ``report["input_labels_held_out"]`` counts genes whose (base-table) labels are read-out
+    inputs although they are validation / test genes of ``targets`` (0 when both runs use the
+    same chromosome split); the new table's own values are never inputs."""
+    if inputs.gene_ids != targets.gene_ids:
+        raise ValueError("inputs and targets were assembled on different graphs")
+    checksums = dict(inputs.checksums, expression=targets.checksums["expression"],
+                     input_expression=inputs.checksums["expression"])
+    report = dict(targets.report, input_tissues=len(inputs.tissues))
+    labelled = inputs.graph_inputs.labelled
+    if labelled is not None:
+        held = torch.cat([targets.rows["val"], targets.rows["test"]]).cpu()
+        report["input_labels_held_out"] = int(labelled.cpu()[held].sum())
+    return replace(inputs, tissues=list(targets.tissues), y=targets.y,
+                   observed=targets.observed, rows=dict(targets.rows),
+                   display_symbols={**inputs.display_symbols, **targets.display_symbols},
+                   checksums=checksums, report=report)
+
+
 def _align_expression(expression: ExpressionTable, index: dict[str, int],
                       resolver: GeneResolver | None, report: dict
                       ) -> tuple[np.ndarray, list[str], dict[str, str]]:

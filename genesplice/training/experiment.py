@@ -38,11 +38,12 @@ from genesplice.training.checkpoint import load_checkpoint
 from genesplice.training import distributed
 from genesplice.training.config import (
     RunConfig,
+    config_from_dict,
     config_to_dict,
     load_config,
     save_config,
 )
-from genesplice.training.data import TrainingData, prepare_training_data
+from genesplice.training.data import TrainingData, prepare_training_data, with_targets
 from genesplice.training.embed import WindowSpec, embed_files, summary_lines
 from genesplice.training.loop import TrainResult, predict_rows, train_model
 from genesplice.training.metrics import evaluate_predictions
@@ -114,7 +115,8 @@ def build_model(args: dict) -> GeneSpliceModel:
         edge_dims={tuple(e): d for e, d in args["edge_dims"]},
         n_membership_features=args["n_membership_features"], sequence_encoder=encoder,
         sequence_dim=dim, label_edge_dim=args.get("label_edge_dim", 1),
-        n_gene_features=args.get("n_gene_features", 0), window_dim=args.get("window_dim", 0))
+        n_gene_features=args.get("n_gene_features", 0), window_dim=args.get("window_dim", 0),
+        n_output_tissues=args.get("n_output_tissues", 0))
 
 
 def _membership(data: TrainingData) -> MembershipFeatures:
@@ -340,6 +342,26 @@ def prepare_from_config(cfg: RunConfig, *, graph=None, genes: list[str] | None =
                                  similar_genes=(cfg.model.similar_genes
                                                 if cfg.model.reads_labels else 0),
                                  gene_structure=structure, window_embeddings=windows)
+
+
+def prepare_for_run(cfg: RunConfig, *, graph=None, genes: list[str] | None = None,
+                    inputs: dict | None = None, progress: bool = True) -> TrainingData:
+    """:func:`prepare_from_config`, and for a fine-tuned model the model inputs of its base
+    run with ``cfg``'s table (:func:`~genesplice.training.data.with_targets`).
+
+    ``inputs``: a fine-tuned checkpoint's ``extra["inputs"]`` — ``{"config": the base run
+    config (dict), "genes": the base run's labelled-gene subset or None, "inputs": the base's
+    own inputs when it was itself fine-tuned}``; ``genes`` restricts this table's labelled
+    genes only."""
+    if graph is None:
+        graph = load_graph(cfg.data.graph_path or None, progress=progress)
+    data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
+    if not inputs:
+        return data
+    base_cfg = config_from_dict(RunConfig, inputs["config"])
+    base = prepare_for_run(base_cfg, graph=graph, genes=inputs.get("genes"),
+                           inputs=inputs.get("inputs"), progress=progress)
+    return with_targets(base, data)
 
 
 def window_keys(gene_ids: list[str], expression) -> list[str]:

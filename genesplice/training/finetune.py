@@ -1,29 +1,33 @@
 """Fine-tune a trained model to a new expression table (new tissues / cell types / conditions).
 
-``genesplice finetune --checkpoint CK --expression TABLE --out DIR`` keeps what the base model
-learned about genes — the promoter encoder, the GAT over the knowledge graph, the fusion, the
-gene-feature and function heads — and replaces everything that is per tissue:
+``genesplice finetune --checkpoint CK --expression TABLE --out DIR`` keeps the whole base model —
+promoter encoder, GAT over the knowledge graph, fusion, its tissue heads, membership linear path
+and label read-out, reading exactly the inputs it was trained with — and puts a learned linear
+map from its tissues to the new ones on top (:class:`~genesplice.models.fusion.TissueMap`):
 
-1. **Base predictions.** The base model predicts its own tissues for every graph gene, reading
-   its own training genes' labels (its run config names the table it was trained on).
+1. **Base predictions.** The base model predicts its own tissues for every graph gene from its
+   run's inputs (its run config names the table it was trained on; checksums checked).
 2. **Old → new map.** Over the new table's *training* genes, the new level is regressed on the
    base level (``a · level + b``) and the new centred profile on the base centred profile
-   (ridge, ``A [T_old, t_new]``, penalty chosen on the validation genes).
-3. **New heads, initialised through the map.** The profile head's last layer, the membership
-   linear path (by feature name) and the level head are the base ones composed with the map,
-   so before any step the model predicts ``map(base prediction)``; the label read-out's
-   per-column queries, similarity powers and gates start from the base tissues' weighted by
-   ``|A|``. The read-out reads the **new** table's training-gene values only (validation and
-   test labels are never inputs; :func:`~genesplice.training.data.prepare_training_data`).
-4. **Training** as in ``train`` (:func:`~genesplice.training.loop.train_model`): early stopping on
-   the validation chromosomes, level and profile separately; ``freeze`` keeps parts fixed
-   (:data:`FREEZE_GROUPS`). When neither the best-level nor the best-profile epoch beats the
-   initialisation on the validation genes, the initialisation is kept for that part.
+   (ridge, ``A [T_old, t_new]``, penalty chosen by cross-validation over the training
+   genes).
+3. **Start = the mapped base model, exactly.** The fine-tuned model is the base model's
+   weights plus the map, so before any step it predicts ``map(base prediction)`` (tested).
+   Its inputs are the base run's (:func:`~genesplice.training.data.with_targets`): the label
+   read-out reads the base table's training genes, never a value of the new table — the new
+   table's values are targets only (training genes), early-stopping scores (validation
+   genes) or nothing (test genes).
+4. **Training** as in ``train`` (:func:`~genesplice.training.loop.train_model`), every part
+   learning by default (``freeze`` keeps parts fixed, :data:`FREEZE_GROUPS`), early stopping
+   on the validation chromosomes, level and profile separately. When neither the best-level
+   nor the best-profile epoch beats the start on the validation genes, the start is kept for
+   that part.
 
 Outputs (same as ``train``): ``finetuned.pt`` (loads with ``genesplice predict`` /
-``GeneSplice.load``), ``predictions.csv`` + ``predictions.splits.csv``, ``report.md`` (fine-tuned
-vs ridge vs the mapped base model on the test chromosomes), ``history_finetuned.csv``,
-``config.toml`` and ``summary.json``.
+``GeneSplice.load``; it names the base run's config, so the base inputs are rebuilt — the base
+checkpoint itself is not needed), ``predictions.csv`` + ``predictions.splits.csv``,
+``report.md`` (fine-tuned vs ridge vs the mapped base model on the test chromosomes),
+``history_finetuned.csv``, ``config.toml`` and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -40,14 +44,13 @@ from genesplice.graph.hetero import KnowledgeGraph
 from genesplice.io.constants import unit_label
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.models.device import resolve_device
-from genesplice.models.model import FusedModelConfig, GeneSpliceModel
-from genesplice.models.sequence_encoder import SequenceEncoderConfig
+from genesplice.models.model import GeneSpliceModel
 from genesplice.training.checkpoint import load_checkpoint, save_checkpoint
 from genesplice.training.config import (RunConfig, config_from_dict, config_to_dict,
                                         save_config, with_overrides)
-from genesplice.training.data import TrainingData
+from genesplice.training.data import TrainingData, with_targets
 from genesplice.training.experiment import (RIDGE_NAME, build_model, evaluate_models, fit_ridge,
-                                            load_graph, model_args, prepare_from_config,
+                                            load_graph, prepare_for_run, prepare_from_config,
                                             ridge_predict, save_json, write_predictions)
 from genesplice.training.loop import TrainResult, predict_rows, train_model, validation_scores
 from genesplice.training.report import write_evaluation_report
@@ -60,13 +63,12 @@ FREEZE_GROUPS: dict[str, tuple[str, ...]] = {
     "sequence": ("sequence_encoder.", "seq_proj.", "no_sequence", "window_proj.", "no_window"),
     "graph": ("graph_encoder.", "node_embeddings.", "gene_feature_proj.", "gene_input"),
     "fusion": ("fusion.",),
+    "heads": ("heads.", "membership_linear.", "label_attention.", "label_gate."),
 }
 FREEZE_GROUPS["trunk"] = tuple(p for g in ("sequence", "graph", "fusion")
                                for p in FREEZE_GROUPS[g])
-#: the model's per-tissue parameters: replaced (through the old → new map), never copied
-PER_TISSUE = ("heads.profile.3.", "membership_linear.", "label_attention.src.",
-              "label_attention.query", "label_attention.sim_power", "label_gate.proj.")
-MAP_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+MAP_ALPHAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+MAP_FOLDS = 5
 CHECKPOINT_NAME = "finetuned.pt"
 MODEL_NAME = "fine-tuned"
 MAPPED_NAME = "base model + old→new tissue map (no training)"
@@ -74,7 +76,8 @@ MAPPED_NAME = "base model + old→new tissue map (no training)"
 
 @dataclass
 class BaseModel:
-    """A trained checkpoint and its predictions of its own tissues for every graph gene."""
+    """A trained checkpoint, the inputs it was trained with and its predictions of its own
+    tissues for every graph gene."""
 
     path: Path
     config: RunConfig
@@ -85,6 +88,14 @@ class BaseModel:
     predictions: np.ndarray               # [n_genes, T_old], graph gene order
     gene_ids: list[str]
     graph: KnowledgeGraph
+    data: TrainingData                    # the base run's data (its inputs are the model's)
+    genes: list[str] | None = None        # its labelled-gene subset, if any (a quick run)
+
+    @property
+    def inputs(self) -> dict:
+        """What a fine-tuned checkpoint stores to rebuild these inputs
+        (:func:`~genesplice.training.experiment.prepare_for_run`)."""
+        return {"config": config_to_dict(self.config), "genes": self.genes}
 
 
 @dataclass(frozen=True)
@@ -112,18 +123,19 @@ class FinetuneResult:
     level_state: dict[str, torch.Tensor]
     profile_state: dict[str, torch.Tensor]
     predictions: np.ndarray                 # [n_genes, t_new] every graph gene
-    mapped: np.ndarray                      # [n_genes, t_new] the initialisation's prediction
+    mapped: np.ndarray                      # [n_genes, t_new] the start's prediction
     tissue_map: TissueMap
-    kept_init: dict[str, bool]              # level / profile: initialisation beat training
+    kept_init: dict[str, bool]              # level / profile: the start beat training
+    data: TrainingData                      # base inputs + the new table (what it trained on)
 
 
 def load_base(checkpoint: str | os.PathLike, *, graph: KnowledgeGraph | None = None,
               genes: list[str] | None = None, device: str | None = None,
               data: TrainingData | None = None, progress: bool = True) -> BaseModel:
-    """The base checkpoint and its predictions (profile-best weights) for every graph gene,
-    from the training data its run config names (checksums checked). ``genes``: the
-    labelled-gene subset the base model was trained on, if any (a quick run); ``data``: its
-    training data, when already assembled (checked all the same)."""
+    """The base checkpoint, its run's data and its predictions (profile-best weights) for
+    every graph gene, from the inputs its run config names (checksums checked). ``genes``:
+    the labelled-gene subset the base model was trained on, if any (a quick run); ``data``:
+    its training data, when already assembled (checked all the same)."""
     path = Path(checkpoint)
     if not path.is_file():
         raise GeneSpliceInputError("checkpoint not found", path=path)
@@ -131,11 +143,16 @@ def load_base(checkpoint: str | os.PathLike, *, graph: KnowledgeGraph | None = N
     if "model_args" not in ck.extra:
         raise GeneSpliceInputError("not a model checkpoint written by `genesplice train` "
                                    "(no model_args; an encoder checkpoint?)", path=path)
+    if ck.extra["model_args"].get("n_output_tissues"):
+        raise GeneSpliceInputError("this checkpoint is itself fine-tuned: fine-tune from its "
+                                   f"base model ({ck.extra.get('base_checkpoint', '?')}) "
+                                   "with the tables combined, or train a model on them",
+                                   path=path)
     cfg = config_from_dict(RunConfig, ck.config, path=path)
     if graph is None:
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
     if data is None:
-        data = prepare_from_config(cfg, graph=graph, genes=genes, progress=progress)
+        data = prepare_for_run(cfg, graph=graph, genes=genes, progress=progress)
     _same_inputs(ck.data_checksums, data.checksums, ("graph", "genes", "expression"), path)
     features = list(ck.extra.get("feature_names", data.feature_names))
     if features != list(data.feature_names):
@@ -151,7 +168,8 @@ def load_base(checkpoint: str | os.PathLike, *, graph: KnowledgeGraph | None = N
                         profile_state=state,
                         device=resolve_device(device or cfg.train.device)).numpy()
     return BaseModel(path, cfg, args, state, list(data.tissues), features, pred,
-                     list(data.gene_ids), graph)
+                     list(data.gene_ids), graph, data,
+                     None if genes is None else [str(g) for g in genes])
 
 
 def _same_inputs(saved: dict, current: dict, keys, path) -> None:
@@ -164,90 +182,62 @@ def _same_inputs(saved: dict, current: dict, keys, path) -> None:
 
 # ---------------------------------------------------------------- old → new tissue map
 
-def fit_tissue_map(base_pred: np.ndarray, data: TrainingData,
-                   alphas=MAP_ALPHAS) -> TissueMap:
+def fit_tissue_map(base_pred: np.ndarray, data: TrainingData, alphas=MAP_ALPHAS,
+                   folds: int = MAP_FOLDS, seed: int = 0) -> TissueMap:
     """Regress the new table on the base predictions over the training genes (fully observed
-    ones); the ridge penalty of the profile map is chosen on the validation genes."""
-    def split(rows):
-        r = rows.cpu().numpy()
-        y, m = data.y[rows.cpu()].numpy().astype(np.float64), \
-            data.observed[rows.cpu()].numpy()
-        full = m.all(1)
-        x = base_pred[r[full]].astype(np.float64)
-        lp = level_profile(y[full], m[full])
-        return x.mean(1), x - x.mean(1, keepdims=True), lp.level, lp.profile
-    lx, px, ly, py = split(data.rows["train"])
-    if len(lx) < 3:
-        raise GeneSpliceInputError(f"only {len(lx)} training genes are observed in every "
+    ones). The ridge penalty of the profile map is chosen by ``folds``-fold cross-validation
+    over those genes (seeded folds): a few hundred genes choose it far more stably than the
+    few validation genes, which stay for early stopping."""
+    rows = data.rows["train"].cpu()
+    y, m = data.y[rows].numpy().astype(np.float64), data.observed[rows].numpy()
+    full = m.all(1)
+    x = base_pred[rows.numpy()[full]].astype(np.float64)
+    if len(x) < 3:
+        raise GeneSpliceInputError(f"only {len(x)} training genes are observed in every "
                                    "tissue of the new table (need at least 3 to initialise "
                                    "the new tissue heads)")
-    a, b = np.polyfit(lx, ly, 1) if np.ptp(lx) > 0 else (0.0, float(ly.mean()))
-    mx, my = px.mean(0), py.mean(0)
-    xc, yc = px - mx, py - my
-    gram, cross = xc.T @ xc, xc.T @ yc
-    val = split(data.rows["val"])
-    best = None
+    lp = level_profile(y[full], m[full])
+    lx, px = x.mean(1), x - x.mean(1, keepdims=True)
+    a, b = np.polyfit(lx, lp.level, 1) if np.ptp(lx) > 0 else (0.0, float(lp.level.mean()))
+    k = min(folds, len(px))
+    fold = np.empty(len(px), dtype=int)
+    fold[np.random.default_rng(seed).permutation(len(px))] = np.arange(len(px)) % k
+    errors = []
     for alpha in alphas:
-        A = np.linalg.solve(gram + alpha * len(xc) * np.eye(len(gram)), cross)
-        tm = TissueMap(float(a), float(b), A, my - mx @ A, float(alpha))
-        if len(val[0]) == 0:
-            best = best or (0.0, tm)
-            continue
-        err = float(np.mean(((val[1] @ A + tm.c) - val[3]) ** 2))
-        if best is None or err < best[0]:
-            best = (err, tm)
-    return best[1]
+        err = 0.0
+        for f in range(k):
+            A, c = _ridge(px[fold != f], lp.profile[fold != f], alpha)
+            err += float(((px[fold == f] @ A + c - lp.profile[fold == f]) ** 2).sum())
+        errors.append(err)
+    alpha = float(alphas[int(np.argmin(errors))])
+    A, c = _ridge(px, lp.profile, alpha)
+    return TissueMap(float(a), float(b), A, c, alpha)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``y ≈ x @ A + c`` with penalty ``alpha · n · |A|²`` (intercept unpenalised)."""
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    A = np.linalg.solve(xc.T @ xc + alpha * len(x) * np.eye(x.shape[1]), xc.T @ (y - my))
+    return A, my - mx @ A
+
+
+def finetuned_args(base: BaseModel, n_new_tissues: int) -> dict:
+    """The fine-tuned model's :func:`~genesplice.training.experiment.model_args`: the base
+    model's, plus the map to ``n_new_tissues``."""
+    return dict(base.args, n_output_tissues=int(n_new_tissues))
 
 
 @torch.no_grad()
-def init_from_base(model: GeneSpliceModel, base: BaseModel, tmap: TissueMap,
-                   feature_names: list[str]) -> list[str]:
-    """Load the base weights into ``model`` (shape-matching, per-tissue parts through the
-    map, see the module docstring). Returns the names of the parameters left at their fresh
-    initialisation."""
-    old = base.state
-    new = model.state_dict()
-    fresh = []
-    for key, value in new.items():
-        if key.startswith(PER_TISSUE):
-            continue
-        if key in old and old[key].shape == value.shape:
-            value.copy_(old[key])
-        else:
-            fresh.append(key)
-    A = torch.as_tensor(tmap.A, dtype=torch.float32)                        # [T, t]
-    T = A.shape[0]
-    centre = torch.eye(T) - 1.0 / T                                          # [T, T]
-    a, b, c = tmap.a, tmap.b, torch.as_tensor(tmap.c, dtype=torch.float32)
-    # the neural heads: level · a + b, profile through the centred map
-    new["heads.level.3.weight"].copy_(old["heads.level.3.weight"] * a)
-    new["heads.level.3.bias"].copy_(old["heads.level.3.bias"] * a + b)
-    new["heads.profile.3.weight"].copy_(A.T @ centre @ old["heads.profile.3.weight"])
-    new["heads.profile.3.bias"].copy_(A.T @ centre @ old["heads.profile.3.bias"] + c)
-    if "membership_linear.weight" in new and "membership_linear.weight" in old:
-        w_old, b_old = old["membership_linear.weight"], old["membership_linear.bias"]
-        index = {f: i for i, f in enumerate(base.feature_names)}
-        w = new["membership_linear.weight"]
-        w.zero_()
-        rows_new = [j for j, f in enumerate(feature_names) if f in index]
-        rows_old = [index[feature_names[j]] for j in rows_new]
-        mapped = torch.cat([w_old[:, :1] * a, w_old[:, 1:] @ centre @ A], dim=1)
-        w[rows_new] = mapped[rows_old]
-        new["membership_linear.bias"].copy_(torch.cat([b_old[:1] * a,
-                                                       b_old[1:] @ centre @ A]))
-    if "label_gate.proj.weight" in new and "label_gate.proj.weight" in old:
-        weights = A.abs() / A.abs().sum(0, keepdim=True).clamp(min=1e-12)       # [T, t]
-        cols = torch.block_diag(torch.ones(1, 1), weights)                     # [1+T, 1+t]
-        new["label_gate.proj.weight"].copy_(cols.T @ old["label_gate.proj.weight"])
-        new["label_gate.proj.bias"].copy_(cols.T @ old["label_gate.proj.bias"])
-        new["label_attention.query"].copy_(cols.T @ old["label_attention.query"])
-        new["label_attention.sim_power"].copy_(cols.T @ old["label_attention.sim_power"])
-        src_old, src = old["label_attention.src.weight"], new["label_attention.src.weight"]
-        d = src_old.shape[1] - (T + 1) - 1
-        src.copy_(torch.cat([src_old[:, :d], src_old[:, d:d + T + 1] @ cols,
-                             src_old[:, -1:]], dim=1))
-    model.load_state_dict(new)
-    return fresh
+def init_from_base(model: GeneSpliceModel, base: BaseModel, tmap: TissueMap) -> None:
+    """Load every base weight into ``model`` and the fitted map into its ``tissue_map``: the
+    model then predicts ``tmap.apply(base prediction)``."""
+    missing, unexpected = model.load_state_dict(base.state, strict=False)
+    left = [k for k in missing if not k.startswith("tissue_map.")]
+    if left or unexpected:
+        raise ValueError(f"the model does not match the base weights: missing {left}, "
+                         f"unexpected {unexpected}")
+    model.tissue_map.set_(tmap.a, tmap.b, torch.as_tensor(tmap.A), torch.as_tensor(tmap.c))
 
 
 def freeze(model: GeneSpliceModel, groups) -> int:
@@ -268,35 +258,30 @@ def freeze(model: GeneSpliceModel, groups) -> int:
 
 # ----------------------------------------------------------------------------- training
 
-def _check_compatible(base: BaseModel, args: dict, data: TrainingData) -> None:
+def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
+                   out_dir: str | os.PathLike, freeze_parts=(), progress: bool = True
+                   ) -> FinetuneResult:
+    """Fine-tune ``base`` to ``data`` (the new table, assembled on the base model's graph;
+    only its tissues, values and split are used) with ``cfg.train``; the checkpoint goes to
+    ``out_dir/finetuned.pt``."""
     if base.gene_ids != list(data.gene_ids):
         raise GeneSpliceInputError("the new table's data use another graph than the base "
                                    "model (gene lists differ); pass the base run's graph",
                                    path=base.path)
-    for key in ("num_nodes", "edge_types", "edge_dims", "n_function_labels", "label_edge_dim",
-                "n_gene_features", "window_dim"):
-        if base.args.get(key) != args.get(key):
-            raise GeneSpliceInputError(f"the base model's {key} differs from what the new "
-                                       "data need (another graph, sequence view or model "
-                                       "settings?)", path=base.path)
-
-
-def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
-                   out_dir: str | os.PathLike, freeze_parts=(), progress: bool = True
-                   ) -> FinetuneResult:
-    """Fine-tune ``base`` to ``data`` (the new table, assembled on the base model's graph)
-    with ``cfg.train``; the checkpoint goes to ``out_dir/finetuned.pt``."""
     if len(data.rows["train"]) == 0:
         raise GeneSpliceInputError("the new table has no training genes (every labelled gene "
                                    "is on a validation / test chromosome)")
+    data = with_targets(base.data, data)
+    if data.report.get("input_labels_held_out"):
+        log.warning("%d validation / test genes of the new table are labelled in the base "
+                    "run (its chromosome split differs): their base-table values are "
+                    "read-out inputs, so held-out metrics are optimistic",
+                    data.report["input_labels_held_out"])
     torch.manual_seed(cfg.train.seed)
-    args = model_args(data, _model_config(base.args), _seq_config(base.args))
-    _check_compatible(base, args, data)
+    args = finetuned_args(base, data.n_tissues)
     model = build_model(args)
     tmap = fit_tissue_map(base.predictions, data)
-    fresh = init_from_base(model, base, tmap, list(data.feature_names))
-    if fresh:
-        log.info("left at their fresh initialisation: %s", fresh)
+    init_from_base(model, base, tmap)
     n_frozen = freeze(model, freeze_parts)
     log.info("frozen: %d values (%s)", n_frozen, ", ".join(freeze_parts) or "none")
     device = resolve_device(cfg.train.device)
@@ -306,14 +291,14 @@ def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
     n_train = len(data.rows["train"])
     train_cfg = replace(cfg.train, batch_size=max(1, min(cfg.train.batch_size or n_train,
                                                          math.ceil(n_train / 10))))
-    if model.proj_seq is None:
-        train_cfg = replace(train_cfg, contrastive_weight=0.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_NAME
     result = train_model(model, data, train_cfg, checkpoint_path=ckpt,
                          config_dict=config_to_dict(cfg), model_args=args, progress=progress,
-                         desc="finetune", device=device)
+                         desc="finetune", device=device,
+                         extra={"inputs": base.inputs, "base_checkpoint": str(base.path),
+                                "base_tissues": list(base.tissues)})
     level_state, profile_state = result.level_state, result.profile_state
     kept = {"level": _beaten(init_scores["val_level_pearson"], result.best_level),
             "profile": _beaten(init_scores["val_gene_pearson"], result.best_profile)}
@@ -326,16 +311,7 @@ def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
     pred = predict_rows(model, data, torch.arange(data.n_genes), level_state=level_state,
                         profile_state=profile_state, device=device).numpy()
     return FinetuneResult(model, args, result, level_state, profile_state, pred, mapped, tmap,
-                          kept)
-
-
-def _model_config(args: dict) -> FusedModelConfig:
-    return FusedModelConfig.from_dict(args["model"])
-
-
-def _seq_config(args: dict) -> SequenceEncoderConfig | None:
-    seq = args.get("sequence_encoder")
-    return None if seq is None else SequenceEncoderConfig.from_dict(seq)
+                          kept, data)
 
 
 def _val_scores(model: GeneSpliceModel, data: TrainingData, state: dict,
@@ -397,7 +373,8 @@ def run_finetune(checkpoint: str | os.PathLike, expression: str | os.PathLike,
     """``genesplice finetune``: base model → new table → fine-tuned model, predictions for
     every graph gene and a report (see the module docstring). ``genes``: fine-tune on this
     many labelled genes only (:func:`pick_genes`; the list goes to ``labelled_genes.txt``,
-    which ``predict --labelled-genes`` needs). ``base_genes``: the labelled-gene subset the
+    for the record: the fine-tuned model's inputs are its base run's, so loading it needs no
+    gene list). ``base_genes``: the labelled-gene subset the
     base model was trained on, if any (a quick run, e.g. notebook 2). Returns the summary."""
     table = Path(expression)
     if not table.is_file():
@@ -438,9 +415,14 @@ def run_finetune(checkpoint: str | os.PathLike, expression: str | os.PathLike,
              f"({', '.join(getattr(cfg.train, split + '_chromosomes'))}), "
              f"{len(data.rows['train'])} training genes.",
              f"Old → new map: level a = {res.tissue_map.a:.3f}, b = {res.tissue_map.b:.3f}; "
-             f"profile ridge alpha {res.tissue_map.alpha:g} (validation genes).",
-             f"Frozen: {', '.join(freeze_parts) or 'nothing'}. Initialisation kept (beat "
-             f"every trained epoch on the validation genes): {res.kept_init}."]
+             f"profile ridge alpha {res.tissue_map.alpha:g} ({MAP_FOLDS}-fold "
+             f"cross-validation over the training genes).",
+             f"Frozen: {', '.join(freeze_parts) or 'nothing'}. Start (the mapped base model) "
+             f"kept, because it beat every trained epoch on the validation genes: "
+             f"{res.kept_init}.",
+             f"Inputs: the base run's (its label read-out reads the base table's training "
+             f"genes; {res.data.report.get('input_labels_held_out', 0)} of them are "
+             f"validation / test genes here)."]
     if split == "val":
         notes.append("The new table has no genes on the test chromosomes: these are "
                      "validation metrics (early stopping used these genes), not a test.")
@@ -458,5 +440,5 @@ def run_finetune(checkpoint: str | os.PathLike, expression: str | os.PathLike,
 
 
 __all__ = ["BaseModel", "FREEZE_GROUPS", "FinetuneResult", "TissueMap", "finetune_config",
-           "finetune_model", "fit_tissue_map", "freeze", "init_from_base", "load_base",
-           "pick_genes", "run_finetune"]
+           "finetune_model", "finetuned_args", "fit_tissue_map", "freeze", "init_from_base",
+           "load_base", "pick_genes", "run_finetune"]

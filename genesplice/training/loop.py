@@ -199,13 +199,15 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
                 checkpoint_path: str | Path | None = None, resume: bool = False,
                 config_dict: dict | None = None, model_args: dict | None = None,
                 progress: bool = True, stop_after_epoch: int | None = None,
-                desc: str = "train", device: torch.device | str | None = None) -> TrainResult:
+                desc: str = "train", device: torch.device | str | None = None,
+                extra: dict | None = None) -> TrainResult:
     """Train ``model`` on ``data`` (see the module docstring for the step order).
 
     ``checkpoint_path``: written after every epoch (atomically). ``resume=True`` restores model,
     optimizer, scheduler, RNG, history and best weights from it and continues.
     ``stop_after_epoch`` ends early as if interrupted (used by the resume test).
-    ``config_dict`` / ``model_args`` are stored in the checkpoint as plain data.
+    ``config_dict`` / ``model_args`` / ``extra`` (more plain data, e.g. a fine-tuned model's
+    base inputs) are stored in the checkpoint.
     ``device`` (a :class:`torch.device`, e.g. from
     :func:`~genesplice.models.device.resolve_device`): the model is moved there and trained
     on a copy of ``data`` there; default: where the model is.
@@ -253,7 +255,8 @@ def train_model(model: GeneSpliceModel, data: TrainingData, cfg: TrainConfig, *,
                      if ckpt_path is not None and distributed.active() else None)
         if ckpt_path is not None and distributed.is_rank0():
             _write(ckpt_path, model, opt, sched, cfg, config_dict, model_args, epoch + 1,
-                   state, data, done or epoch + 1 == cfg.epochs, ranks_rng=ranks_rng)
+                   state, data, done or epoch + 1 == cfg.epochs, ranks_rng=ranks_rng,
+                   more=extra)
         distributed.barrier()                   # the others wait for the checkpoint
         if done:
             log.info("early stop at epoch %d (no improvement for %d epochs)", epoch + 1,
@@ -377,7 +380,8 @@ def _validate(model: GeneSpliceModel, data: TrainingData, state: _Progress,
 
 def _write(path: Path, model: GeneSpliceModel, opt, sched, cfg: TrainConfig,
            config_dict: dict | None, model_args: dict | None, epoch: int, state: _Progress,
-           data: TrainingData, finished: bool, ranks_rng: list | None = None) -> None:
+           data: TrainingData, finished: bool, ranks_rng: list | None = None,
+           more: dict | None = None) -> None:
     """The checkpoint of step 5; ``ranks_rng``: every rank's RNG state under torchrun (rank
     0's is ``rng_state``, the others' go to ``extra["rank_rng_states"]``, so a restarted run
     continues each rank's random stream)."""
@@ -400,4 +404,5 @@ def _write(path: Path, model: GeneSpliceModel, opt, sched, cfg: TrainConfig,
                "model_args": copy.deepcopy(model_args or {}),
                "tissues": list(data.tissues), "function_names": list(data.function_names),
                "feature_names": list(data.feature_names),
-               **({"rank_rng_states": list(ranks_rng[1:])} if ranks_rng else {})})
+               **({"rank_rng_states": list(ranks_rng[1:])} if ranks_rng else {}),
+               **copy.deepcopy(more or {})})

@@ -1,7 +1,8 @@
 """Fine-tuning to a new table on a small real slice: 12 HPA tissues held out as the "new" table,
 a base model trained (1 epoch) on the other 25 on 300 training-chromosome genes + 40 chr8 /
-40 chr9 genes. Checks: per-tissue parts initialised through the old → new map, the trunk
-kept, frozen parts fixed, no test label reaching any input, and a checkpoint that loads."""
+40 chr9 genes. Checks: the start is exactly the base model through the old → new map, the
+base inputs are read (never a new-table value), frozen parts fixed, no test label reaching
+any input, and a checkpoint that loads by itself."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,10 +12,11 @@ from genesplice.api import GeneSplice
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.studies.finetune_study import NEW_TISSUES, split_table
 from genesplice.training.config import DataConfig, RunConfig, with_overrides
-from genesplice.training.experiment import (fit_ridge, load_trained, prepare_from_config,
-                                            train_variant)
-from genesplice.training.finetune import (finetune_config, finetune_model, freeze, load_base,
-                                          run_finetune)
+from genesplice.training.experiment import (build_model, fit_ridge, load_trained,
+                                            prepare_from_config, train_variant)
+from genesplice.training.finetune import (finetune_config, finetune_model, finetuned_args,
+                                          freeze, init_from_base, load_base, run_finetune)
+from genesplice.training.loop import predict_rows
 from genesplice.training.splits import gene_chromosomes
 
 pytestmark = pytest.mark.slow     # trains a small base model and fine-tunes it three times
@@ -49,22 +51,33 @@ def setup(kg, saved, tmp_path_factory):
                 new_table=new_table)
 
 
-def test_new_heads_and_the_kept_trunk(setup):
+def test_the_base_model_plus_a_map(setup):
     base, data, res = setup["base"], setup["data"], setup["result"]
     assert len(base.tissues) == 25 and data.tissues == list(NEW_TISSUES)
     assert res.predictions.shape == (data.n_genes, 12) and np.isfinite(res.predictions).all()
     model, _, profile_state, ck = load_trained(setup["tmp"] / "ft" / "finetuned.pt")
     assert ck.extra["tissues"] == list(NEW_TISSUES)
-    assert model.heads.profile[3].out_features == 12 and model.label_gate.proj.out_features == 13
-    # the label read-out reads the NEW table's training genes (level + 12 centred tissues)
-    gi = data.graph_inputs
-    assert gi.labels.shape[1] == 13
-    train = data.rows["train"]
-    y = data.y[train]
-    assert torch.allclose(gi.labels[train, 0], y.nanmean(1), atol=1e-4)
-    # the map was fitted and the initialisation predicts through it
+    assert ck.extra["inputs"]["genes"] == setup["pick"]          # the base run's subset
+    # the base model's per-tissue parts, then the map to the 12 new tissues
+    assert model.heads.profile[3].out_features == 25 and model.label_gate.proj.out_features == 26
+    assert tuple(model.tissue_map.weight.shape) == (25, 12)
+    # the label read-out reads the BASE run's training genes (level + 25 centred tissues),
+    # never a value of the new table
+    gi, base_gi = res.data.graph_inputs, base.data.graph_inputs
+    assert torch.equal(gi.labels, base_gi.labels) and torch.equal(gi.labelled, base_gi.labelled)
+    assert torch.equal(res.data.y.nan_to_num(-9), data.y.nan_to_num(-9))   # targets: new
+    assert res.data.report["input_labels_held_out"] == 0          # same chromosome split
+    # the map was fitted, and the start predicts exactly the base model through it
     assert res.tissue_map.A.shape == (25, 12)
-    assert np.corrcoef(res.mapped[train.numpy()].ravel(), y.numpy().ravel())[0, 1] > 0.5
+    train = data.rows["train"]
+    assert np.corrcoef(res.mapped[train.numpy()].ravel(), data.y[train].numpy().ravel()
+                       )[0, 1] > 0.5
+    start = build_model(finetuned_args(base, 12))
+    init_from_base(start, base, res.tissue_map)
+    state = start.state_dict()
+    pred = predict_rows(start, res.data, torch.arange(data.n_genes), level_state=state,
+                        profile_state=state).numpy()
+    np.testing.assert_allclose(pred, res.mapped, atol=1e-4)
 
 
 def test_init_copies_the_trunk_and_frozen_parts_stay(setup, tmp_path):
@@ -79,7 +92,7 @@ def test_init_copies_the_trunk_and_frozen_parts_stay(setup, tmp_path):
     assert frozen and all(torch.equal(res.model.state_dict()[n].cpu(), base.state[n])
                           for n in frozen)
     with pytest.raises(GeneSpliceInputError, match="unknown --freeze"):
-        freeze(res.model, ("heads",))
+        freeze(res.model, ("wings",))
 
 
 def test_test_labels_never_reach_an_input(setup, tmp_path):
@@ -110,5 +123,11 @@ def test_run_finetune_writes_outputs_that_load(setup, tmp_path):
     with pytest.raises(GeneSpliceInputError, match="labelled-gene subset"):
         run_finetune(tmp / "base" / "fused.pt", setup["new_table"], tmp_path / "x",
                      progress=False)
-    gs = GeneSplice.load(tmp / "ft" / "finetuned.pt", genes=setup["pick"], progress=False)
+    # the fine-tuned model rebuilds its base run's inputs by itself (no gene list needed)
+    gs = GeneSplice.load(tmp / "ft" / "finetuned.pt", progress=False)
     assert list(gs.tissues) == list(NEW_TISSUES)
+    data = setup["data"]
+    rows = data.rows["test"][:20].numpy()
+    ours = gs.predict(genes=[data.gene_ids[i] for i in rows], progress=False)
+    assert list(ours.columns) == list(NEW_TISSUES)
+    np.testing.assert_allclose(ours.to_numpy(), setup["result"].predictions[rows], atol=1e-4)
