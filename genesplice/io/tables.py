@@ -145,28 +145,8 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
         if not body.any():
             raise GeneSpliceInputError("no data lines (only comment lines)", path=path)
     if header:
-        head = line_text(data, lines, 0).split("\t")
-        want = list(columns or [])
-        missing = [c for c in want if c not in head]
-        if missing:
-            raise GeneSpliceInputError(
-                f"missing column(s) {missing}; expected a header with {want}, found {head}",
-                path=path, line=1)
-        body[0] = False
-        if lines.n < 2:
-            raise GeneSpliceInputError("no data rows after the header", path=path, line=1)
-        n_head = len(head)
-        if exact_columns:
-            check_field_counts(path, lines, body, expected=n_head)
-        else:
-            need = max([head.index(c) + 1 for c in want] + [min_columns or 0])
-            check_field_counts(path, lines, body, minimum=need)
-            over = body & (lines.n_fields > n_head)
-            if over.any():
-                i = int(np.argmax(over))
-                raise GeneSpliceInputError(
-                    f"expected {n_head} tab-separated fields (as in the header), "
-                    f"found {int(lines.n_fields[i])}", path=path, line=i + 1)
+        _check_header_layout(path, data, lines, body, list(columns or []), exact_columns,
+                             min_columns)
     else:
         if names is not None:
             check_field_counts(path, lines, body, expected=len(names))
@@ -200,6 +180,34 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
             raise GeneSpliceInputError(f"empty value in required column {col!r}",
                                        path=path, line=line)
     return df
+
+
+def _check_header_layout(path: Path, data: bytes, lines: Lines, body: np.ndarray,
+                         want: list[str], exact_columns: bool, min_columns: int | None) -> None:
+    """:func:`read_table`'s checks of a table with a header line: the ``want`` columns are
+    named, there are data rows, and every row's field count fits the header's (``body[0]``,
+    the header, is set to False)."""
+    head = line_text(data, lines, 0).split("\t")
+    missing = [c for c in want if c not in head]
+    if missing:
+        raise GeneSpliceInputError(
+            f"missing column(s) {missing}; expected a header with {want}, found {head}",
+            path=path, line=1)
+    body[0] = False
+    if lines.n < 2:
+        raise GeneSpliceInputError("no data rows after the header", path=path, line=1)
+    n_head = len(head)
+    if exact_columns:
+        check_field_counts(path, lines, body, expected=n_head)
+        return
+    need = max([head.index(c) + 1 for c in want] + [min_columns or 0])
+    check_field_counts(path, lines, body, minimum=need)
+    over = body & (lines.n_fields > n_head)
+    if over.any():
+        i = int(np.argmax(over))
+        raise GeneSpliceInputError(
+            f"expected {n_head} tab-separated fields (as in the header), "
+            f"found {int(lines.n_fields[i])}", path=path, line=i + 1)
 
 
 def prefix_mask(data: bytes, lines: Lines, prefixes: Sequence[str]) -> np.ndarray:

@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from genesplice.annotations.expression import read_expression_table
 from genesplice.io.chromosomes import normalize_chromosome
@@ -56,7 +57,7 @@ from genesplice.io.constants import EPDNEW_PROMOTERS, TSS_BED_HG19
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.io.knowledge import knowledge_path
 from genesplice.models.device import module_device, resolve_device
-from genesplice.models.fusion import ProjectionHead
+from genesplice.models.heads import build_head
 from genesplice.models.masked_lm import (MaskedNucleotideHead, MaskedTokens, mask_tokens,
                                          masked_lm_loss, unigram_entropy)
 from genesplice.models.sequence_encoder import SequenceEncoder, SequenceEncoderConfig
@@ -519,22 +520,10 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
     warmup = min(warmup, steps - 1)
     src = _Source(sequences, "training sequences")
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = SequenceEncoder(config)
-        head = MaskedNucleotideHead(config.d_model, config.downsample)
-        # built after the others, so a run without the view starts from the same weights
-        proj = ProjectionHead(config.d_model, CONTRASTIVE_PROJ_DIM) if contrastive else None
-    init = {"head": head, "contrast_head": proj}
-    if init_state is not None:
-        encoder.load_state_dict(init_state)
-    for name, module in init.items():
-        if module is not None and (init_heads or {}).get(name) is not None:
-            module.load_state_dict(init_heads[name])
-    modules = [x for x in (encoder, head, proj) if x is not None]
-    for module in modules:
-        module.to(dev)
-    params = [p for module in modules for p in module.parameters()]
+    encoder, head, proj = _pretrain_modules(config, seed, contrastive, init_state, init_heads,
+                                            dev)
+    params = [p for module in (encoder, head, proj) if module is not None
+              for p in module.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = build_scheduler(opt, warmup_steps=warmup, total_steps=steps, min_lr=lr * min_lr_ratio)
 
@@ -551,38 +540,28 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
     head.train()
     losses: list[float] = []
     nce_losses: list[float] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc="pretrain", unit="step", leave=False)
+    bar = tqdm(total=steps, desc="pretrain", unit="step", leave=False, disable=not progress)
     for _ in range(steps):
-        tokens, mask, (tokens_b, mask_b) = _draw_batch(
-            src, batch_size, gen, crop_bp=crop_bp,
-            views=contrastive_views if contrastive else None, max_shift_bp=max_shift_bp)
-        m_cpu = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
-        if not bool(m_cpu.target_mask.any()):
+        step = _step_losses(encoder, head, proj, src, gen, batch_size=batch_size,
+                            crop_bp=crop_bp, views=contrastive_views if contrastive else None,
+                            max_shift_bp=max_shift_bp, mask_prob=mask_prob, dev=dev,
+                            temperature=contrastive_temperature)
+        if step is None:
             continue
-        m = _to_device(m_cpu, dev)
-        if contrastive:
-            out, nce = _two_view_losses(encoder, head, proj, m_cpu, m, mask, tokens_b, mask_b,
-                                        dev, contrastive_temperature)
-            loss = out.loss + contrastive_weight * nce
+        out, nce = step
+        loss = out.loss
+        if nce is not None:
+            loss = loss + contrastive_weight * nce
             nce_losses.append(float(nce.detach()))
-        else:
-            states, _ = encoder.token_states(m.inputs, mask.to(dev))
-            out = masked_lm_loss(head(states, tokens.shape[1]), m)
-            loss = out.loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         sched.step()
         losses.append(float(out.loss.detach()))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
     encoder.eval()
     after, rc_after = held_out_scores()
     settings = {"steps": steps, "lr": lr, "warmup": warmup, "batch_size": batch_size,
@@ -605,6 +584,45 @@ def _pretrain(config, sequences, *, steps, lr, warmup, batch_size, mask_prob, se
         path = save_pretrained_encoder(checkpoint_path, result, extra=extra)
         result = dataclasses.replace(result, checkpoint_path=path)
     return result
+
+
+def _step_losses(encoder, head, proj, src, gen, *, batch_size, crop_bp, views, max_shift_bp,
+                 mask_prob, dev, temperature):
+    """One batch drawn from ``src``: ``(masked-nucleotide loss output, InfoNCE of the two
+    views or None without ``views``)``, or None when the batch masked nothing."""
+    tokens, mask, (tokens_b, mask_b) = _draw_batch(src, batch_size, gen, crop_bp=crop_bp,
+                                                   views=views, max_shift_bp=max_shift_bp)
+    m_cpu = mask_tokens(tokens, mask, mask_prob=mask_prob, generator=gen)
+    if not bool(m_cpu.target_mask.any()):
+        return None
+    m = _to_device(m_cpu, dev)
+    if views is not None:
+        return _two_view_losses(encoder, head, proj, m_cpu, m, mask, tokens_b, mask_b, dev,
+                                temperature)
+    states, _ = encoder.token_states(m.inputs, mask.to(dev))
+    return masked_lm_loss(head(states, tokens.shape[1]), m), None
+
+
+def _pretrain_modules(config, seed: int, contrastive: bool, init_state, init_heads, dev):
+    """``(encoder, masked-nucleotide head, contrastive projection or None)`` seeded with
+    ``seed`` (the projection built last, so a run without the view starts from the same
+    weights), loaded from ``init_state`` / ``init_heads`` where given, on ``dev``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = SequenceEncoder(config)
+        head = build_head("masked_nucleotides", d_model=config.d_model,
+                          downsample=config.downsample)
+        proj = (build_head("contrastive", dim=config.d_model, out_dim=CONTRASTIVE_PROJ_DIM)
+                if contrastive else None)
+    if init_state is not None:
+        encoder.load_state_dict(init_state)
+    for name, module in (("head", head), ("contrast_head", proj)):
+        if module is not None and (init_heads or {}).get(name) is not None:
+            module.load_state_dict(init_heads[name])
+    for module in (encoder, head, proj):
+        if module is not None:
+            module.to(dev)
+    return encoder, head, proj
 
 
 # ------------------------------------------------------------------------------ checkpoints
