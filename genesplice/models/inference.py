@@ -496,16 +496,9 @@ class TwoStateModel:
         q = self._query(graph, rows)
         s = self.sequence_inputs(model, q, seq)
         h_all, has = model.input_states(q.graph, s, q.rows)
-        h_seq = h_all[q.rows]
-        cfg = model.config
-        if cfg.variant == "sequence_only":
-            return Embeddings(h_seq, None, h_seq, has[q.rows])
-        if not cfg.uses_gat:                       # the linear-path ablation: inputs only
-            return Embeddings(None, None, h_seq, has[q.rows])
-        h_graph = model.graph_view(q.graph, h_all, q.rows)
-        if cfg.variant == "graph_only":
-            return Embeddings(None, h_graph, h_graph, has[q.rows])
-        return Embeddings(h_seq, h_graph, model.fusion(h_seq, h_graph), has[q.rows])
+        h_seq, h_graph, h, _ = model.views(q.graph, h_all, q.rows)
+        return Embeddings(h_seq if model.config.uses_sequence else None, h_graph, h,
+                          has[q.rows])
 
     def attention_into(self, graph: GraphInputs, seq: SequenceInputs | None, row: int,
                        weights: str = "profile") -> dict[EdgeType, tuple[Tensor, Tensor]]:

@@ -411,19 +411,28 @@ class GeneSpliceModel(nn.Module):
         return ModelOutput(level, profile, logits, has_all[gene_rows], z_seq, z_graph, gate,
                            extra)
 
-    def gene_states(self, graph: GraphInputs, h_in: Tensor, gene_rows: Tensor
-                    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-        """``(h [g, d], z_seq, z_graph, gate)`` of ``gene_rows`` from every gene's input state
-        ``h_in [n, d]``: the GAT (where the model has one) and the gated fusion; the
-        contrastive views and the gate exist in the fused model only."""
+    def views(self, graph: GraphInputs, h_in: Tensor, gene_rows: Tensor
+              ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+        """``(h_seq, h_graph, h, gate)`` of ``gene_rows`` from every gene's input state
+        ``h_in [n, d]``: their input states ``[g, d]``, the GAT's view (None without a GAT),
+        the state the heads read (the gated fusion in the fused model, else the one view)
+        and the fusion gate (fused model only)."""
         h_seq = h_in[gene_rows]
         if not self.config.uses_gat:
-            return h_seq, None, None, None
+            return h_seq, None, h_seq, None
         h_graph = self.graph_view(graph, h_in, gene_rows)
         if self.config.variant != "fused":
-            return h_graph, None, None, None
+            return h_seq, h_graph, h_graph, None
         gate = self.fusion.gate(h_seq, h_graph)
-        h = gate * h_seq + (1 - gate) * h_graph
+        return h_seq, h_graph, gate * h_seq + (1 - gate) * h_graph, gate
+
+    def gene_states(self, graph: GraphInputs, h_in: Tensor, gene_rows: Tensor
+                    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """``(h [g, d], z_seq, z_graph, gate)`` of ``gene_rows`` (:meth:`views`); the
+        contrastive views and the gate exist in the fused model only."""
+        h_seq, h_graph, h, gate = self.views(graph, h_in, gene_rows)
+        if gate is None:
+            return h, None, None, None
         return h, self.proj_seq(h_seq), self.proj_graph(h_graph), gate
 
     def read_labels(self, graph: GraphInputs, h: Tensor, h_in: Tensor, gene_rows: Tensor
