@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/genesplice demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/build_graph.py

@@ -63,6 +63,7 @@ class LoadingMixin:
         """
         model, level_state, profile_state, ck = load_trained(checkpoint)
         cfg = config_from_dict(RunConfig, ck.config, path=checkpoint)
+        resolve_device(device if device is not None else cfg.train.device)   # before the data
         data_cfg = _with_paths(cfg.data, expression_path=expression, tss_path=tss)
         if graph is not None and not hasattr(graph, "node_ids"):
             data_cfg = replace(data_cfg, graph_path=os.fspath(graph))
