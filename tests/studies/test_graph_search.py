@@ -10,18 +10,12 @@ import torch
 from genesplice.studies.graph_search import model_table, run_graph_search, smoother_table
 from genesplice.training.config import RunConfig
 from genesplice.training.experiment import fit_ridge, prepare_from_config, ridge_predict
-from genesplice.training.splits import gene_chromosomes
+from tests.slices import gene_slice
 
 
 @pytest.fixture(scope="module")
 def small(kg):
-    chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    rng = np.random.default_rng(2)
-    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
-    pick = (list(rng.choice(rest, 300, replace=False))
-            + [g for g in genes if chrom[g] == "chr8"][:50]
-            + [g for g in genes if chrom[g] == "chr9"][:50])
+    pick = gene_slice(kg, 300, 50, seed=2)
     cfg = RunConfig()
     cfg = replace(cfg, train=replace(cfg.train, epochs=1, batch_size=128, warmup_steps=1))
     data = prepare_from_config(cfg, graph=kg, genes=pick, progress=False)

@@ -14,7 +14,7 @@ from genesplice.training.experiment import (build_model, fit_ridge, load_trained
                                             prepare_from_config, ridge_predict, train_variant,
                                             warm_start_from_ridge, write_predictions)
 from genesplice.training.loop import predict_rows
-from genesplice.training.splits import gene_chromosomes
+from tests.slices import gene_slice
 
 N_GENES = 400
 
@@ -23,12 +23,7 @@ N_GENES = 400
 def data(kg, expression):
     # a slice of real genes: every chr8/chr9 gene is kept out of this list except a few, so
     # train/val/test all exist; the whole graph is kept
-    chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    rng = np.random.default_rng(0)
-    by = {c: [g for g in genes if chrom[g] == c] for c in ("chr8", "chr9")}
-    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
-    pick = list(rng.choice(rest, N_GENES - 120, replace=False)) + by["chr8"][:60] + by["chr9"][:60]
+    pick = gene_slice(kg, N_GENES - 120, 60, seed=0)
     cfg = RunConfig()
     return prepare_from_config(cfg, graph=kg, genes=pick, progress=False)
 

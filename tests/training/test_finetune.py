@@ -17,7 +17,7 @@ from genesplice.training.experiment import (build_model, fit_ridge, load_trained
 from genesplice.training.finetune import (finetune_config, finetune_model, finetuned_args,
                                           freeze, init_from_base, load_base, run_finetune)
 from genesplice.training.loop import predict_rows
-from genesplice.training.splits import gene_chromosomes
+from tests.slices import gene_slice
 
 pytestmark = pytest.mark.slow     # trains a small base model and fine-tunes it three times
 
@@ -29,13 +29,7 @@ SMALL = ["train.epochs=2", "train.batch_size=64", "train.warmup_steps=2", "train
 def setup(kg, saved, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("finetune")
     base_table, new_table = split_table(tmp / "tables")
-    chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    rng = np.random.default_rng(1)
-    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
-    pick = (list(rng.choice(rest, 300, replace=False))
-            + [g for g in genes if chrom[g] == "chr8"][:40]
-            + [g for g in genes if chrom[g] == "chr9"][:40])
+    pick = gene_slice(kg, 300, 40, seed=1)
     cfg = with_overrides(RunConfig(out_dir=str(tmp / "base"),
                                    data=DataConfig(expression_path=str(base_table),
                                                    graph_path=str(saved))),

@@ -14,6 +14,7 @@ from genesplice.training.data import prepare_training_data
 from genesplice.training.experiment import build_model, model_args
 from genesplice.training.loop import predict_rows
 from genesplice.training.splits import gene_chromosomes
+from tests.slices import gene_slice
 
 N_TRAIN, N_HELD = 300, 40
 
@@ -21,12 +22,7 @@ N_TRAIN, N_HELD = 300, 40
 @pytest.fixture(scope="module")
 def setup(kg, expression):
     chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    rng = np.random.default_rng(1)
-    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
-    pick = (list(rng.choice(rest, N_TRAIN, replace=False))
-            + [g for g in genes if chrom[g] == "chr8"][:N_HELD]
-            + [g for g in genes if chrom[g] == "chr9"][:N_HELD])
+    pick = gene_slice(kg, N_TRAIN, N_HELD, seed=1)
     structure, _ = read_gene_structure()
 
     def assemble(expr):

@@ -14,19 +14,14 @@ from genesplice.training.experiment import build_model, model_args, prepare_from
 from genesplice.training.loop import train_model
 from genesplice.training.sampling import (fan_out, hetero_data, neighbor_sampler,
                                           sample_batch)
-from genesplice.training.splits import gene_chromosomes
+from tests.slices import gene_slice
 
 N_GENES = 400
 
 
 @pytest.fixture(scope="module")
 def data(kg):
-    chrom = gene_chromosomes()
-    genes = [g for g in kg.node_ids["gene"] if g in chrom.index]
-    rng = np.random.default_rng(0)
-    by = {c: [g for g in genes if chrom[g] == c] for c in ("chr8", "chr9")}
-    rest = [g for g in genes if chrom[g] not in ("chr8", "chr9")]
-    pick = list(rng.choice(rest, N_GENES - 120, replace=False)) + by["chr8"][:60] + by["chr9"][:60]
+    pick = gene_slice(kg, N_GENES - 120, 60, seed=0)
     return prepare_from_config(RunConfig(), graph=kg, genes=pick, progress=False)
 
 
