@@ -17,7 +17,6 @@ and ``finetune_study.md`` (mean ± sd over seeds).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from dataclasses import replace
@@ -33,7 +32,7 @@ from genesplice.training.config import DataConfig, RunConfig, with_overrides
 from genesplice.training.experiment import (evaluate_models, fit_ridge, load_graph,
                                             prepare_from_config, ridge_predict, train_variant)
 from genesplice.training.finetune import (MODEL_NAME, finetune_config, finetune_model,
-                                          load_base, pick_genes)
+                                          load_base, pick_genes, small_table_batch)
 from genesplice.training.pretrain import load_pretrained_encoder
 from genesplice.training.report import markdown_table
 
@@ -119,9 +118,9 @@ def run_finetune_study(out_dir: str | os.PathLike, *, graph_path: str | os.PathL
             genes = pick_genes(full, n, seed=seed)
             data = prepare_from_config(new_cfg, graph=graph, genes=genes, progress=progress)
             n_train = len(data.rows["train"])
-            batch = max(1, min(new_cfg.train.batch_size or n_train, math.ceil(n_train / 10)))
-            run_cfg = replace(new_cfg, train=replace(new_cfg.train, seed=seed,
-                                                     batch_size=batch))
+            run_cfg = replace(new_cfg, train=replace(
+                new_cfg.train, seed=seed,
+                batch_size=small_table_batch(new_cfg.train.batch_size, n_train)))
             t = time.time()
             ridge = fit_ridge(data, run_cfg)
             preds = {"ridge": ridge_predict(ridge, data, torch.arange(data.n_genes))}

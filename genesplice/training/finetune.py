@@ -45,7 +45,8 @@ from genesplice.io.constants import unit_label
 from genesplice.io.errors import GeneSpliceInputError
 from genesplice.models.device import resolve_device
 from genesplice.models.model import GeneSpliceModel
-from genesplice.training.checkpoint import load_checkpoint, save_checkpoint
+from genesplice.training.checkpoint import (compare_checksums, load_checkpoint,
+                                           save_checkpoint)
 from genesplice.training.config import (RunConfig, config_from_dict, config_to_dict,
                                         save_config, with_overrides)
 from genesplice.training.data import TrainingData, with_targets
@@ -83,13 +84,18 @@ class BaseModel:
     config: RunConfig
     args: dict
     state: dict[str, torch.Tensor]        # profile-best weights (the whole model)
-    tissues: list[str]
-    feature_names: list[str]
     predictions: np.ndarray               # [n_genes, T_old], graph gene order
-    gene_ids: list[str]
     graph: KnowledgeGraph
     data: TrainingData                    # the base run's data (its inputs are the model's)
     genes: list[str] | None = None        # its labelled-gene subset, if any (a quick run)
+
+    @property
+    def tissues(self) -> list[str]:
+        return list(self.data.tissues)
+
+    @property
+    def gene_ids(self) -> list[str]:
+        return list(self.data.gene_ids)
 
     @property
     def inputs(self) -> dict:
@@ -99,20 +105,16 @@ class BaseModel:
 
 
 @dataclass(frozen=True)
-class TissueMap:
-    """``new level ≈ a · base level + b``; ``new profile ≈ centre(base profile) @ A + c``."""
+class TissueMapFit:
+    """The fitted old → new map: ``new level ≈ a · base level + b``; ``new profile ≈
+    centre(base profile) @ A + c`` (loaded into the model's
+    :class:`~genesplice.models.fusion.TissueMap`, which applies it)."""
 
     a: float
     b: float
     A: np.ndarray            # [T_old, t_new]
     c: np.ndarray            # [t_new]
     alpha: float
-
-    def apply(self, base: np.ndarray) -> np.ndarray:
-        level = base.mean(1)
-        profile = (base - level[:, None]) @ self.A + self.c
-        profile = profile - profile.mean(1, keepdims=True)
-        return (self.a * level + self.b)[:, None] + profile
 
 
 @dataclass
@@ -124,7 +126,7 @@ class FinetuneResult:
     profile_state: dict[str, torch.Tensor]
     predictions: np.ndarray                 # [n_genes, t_new] every graph gene
     mapped: np.ndarray                      # [n_genes, t_new] the start's prediction
-    tissue_map: TissueMap
+    tissue_map: TissueMapFit
     kept_init: dict[str, bool]              # level / profile: the start beat training
     data: TrainingData                      # base inputs + the new table (what it trained on)
 
@@ -153,7 +155,8 @@ def load_base(checkpoint: str | os.PathLike, *, graph: KnowledgeGraph | None = N
         graph = load_graph(cfg.data.graph_path or None, progress=progress)
     if data is None:
         data = prepare_for_run(cfg, graph=graph, genes=genes, progress=progress)
-    _same_inputs(ck.data_checksums, data.checksums, ("graph", "genes", "expression"), path)
+    saved = {k: v for k, v in ck.data_checksums.items() if k in ("graph", "genes", "expression")}
+    compare_checksums(saved, {k: data.checksums.get(k) for k in saved}, path=path)
     features = list(ck.extra.get("feature_names", data.feature_names))
     if features != list(data.feature_names):
         raise GeneSpliceInputError("the base model was trained on a labelled-gene subset (its "
@@ -167,23 +170,14 @@ def load_base(checkpoint: str | os.PathLike, *, graph: KnowledgeGraph | None = N
     pred = predict_rows(model, data, torch.arange(data.n_genes), level_state=state,
                         profile_state=state,
                         device=resolve_device(device or cfg.train.device)).numpy()
-    return BaseModel(path, cfg, args, state, list(data.tissues), features, pred,
-                     list(data.gene_ids), graph, data,
+    return BaseModel(path, cfg, args, state, pred, graph, data,
                      None if genes is None else [str(g) for g in genes])
-
-
-def _same_inputs(saved: dict, current: dict, keys, path) -> None:
-    diffs = [k for k in keys if k in saved and saved[k] != current.get(k)]
-    if diffs:
-        raise GeneSpliceInputError(f"inputs differ from those the checkpoint was trained on "
-                                   f"({', '.join(diffs)}); pass the base run's files",
-                                   path=path)
 
 
 # ---------------------------------------------------------------- old → new tissue map
 
 def fit_tissue_map(base_pred: np.ndarray, data: TrainingData, alphas=MAP_ALPHAS,
-                   folds: int = MAP_FOLDS, seed: int = 0) -> TissueMap:
+                   folds: int = MAP_FOLDS, seed: int = 0) -> TissueMapFit:
     """Regress the new table on the base predictions over the training genes (fully observed
     ones). The ridge penalty of the profile map is chosen by ``folds``-fold cross-validation
     over those genes (seeded folds): a few hundred genes choose it far more stably than the
@@ -211,7 +205,7 @@ def fit_tissue_map(base_pred: np.ndarray, data: TrainingData, alphas=MAP_ALPHAS,
         errors.append(err)
     alpha = float(alphas[int(np.argmin(errors))])
     A, c = _ridge(px, lp.profile, alpha)
-    return TissueMap(float(a), float(b), A, c, alpha)
+    return TissueMapFit(float(a), float(b), A, c, alpha)
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -229,15 +223,24 @@ def finetuned_args(base: BaseModel, n_new_tissues: int) -> dict:
 
 
 @torch.no_grad()
-def init_from_base(model: GeneSpliceModel, base: BaseModel, tmap: TissueMap) -> None:
+def init_from_base(model: GeneSpliceModel, base: BaseModel, tmap: TissueMapFit) -> None:
     """Load every base weight into ``model`` and the fitted map into its ``tissue_map``: the
-    model then predicts ``tmap.apply(base prediction)``."""
+    model then predicts the base prediction through the map (:func:`mapped_base`)."""
     missing, unexpected = model.load_state_dict(base.state, strict=False)
     left = [k for k in missing if not k.startswith("tissue_map.")]
     if left or unexpected:
         raise ValueError(f"the model does not match the base weights: missing {left}, "
                          f"unexpected {unexpected}")
     model.tissue_map.set_(tmap.a, tmap.b, torch.as_tensor(tmap.A), torch.as_tensor(tmap.c))
+
+
+@torch.no_grad()
+def mapped_base(model: GeneSpliceModel, base: BaseModel) -> np.ndarray:
+    """``[n_genes, t_new]``: the base model's predictions through ``model``'s tissue map."""
+    pred = torch.as_tensor(base.predictions)
+    level = pred.mean(1)
+    new_level, profile = model.tissue_map(level, pred - level[:, None])   # a CPU model
+    return (new_level[:, None] + profile).numpy()
 
 
 def freeze(model: GeneSpliceModel, groups) -> int:
@@ -285,12 +288,11 @@ def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
     n_frozen = freeze(model, freeze_parts)
     log.info("frozen: %d values (%s)", n_frozen, ", ".join(freeze_parts) or "none")
     device = resolve_device(cfg.train.device)
-    mapped = tmap.apply(base.predictions).astype(np.float32)
+    mapped = mapped_base(model, base)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     init_scores = _val_scores(model, data, init_state, device)
-    n_train = len(data.rows["train"])
-    train_cfg = replace(cfg.train, batch_size=max(1, min(cfg.train.batch_size or n_train,
-                                                         math.ceil(n_train / 10))))
+    train_cfg = replace(cfg.train, batch_size=small_table_batch(cfg.train.batch_size,
+                                                               len(data.rows["train"])))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_NAME
@@ -312,6 +314,12 @@ def finetune_model(base: BaseModel, data: TrainingData, cfg: RunConfig, *,
                         profile_state=profile_state, device=device).numpy()
     return FinetuneResult(model, args, result, level_state, profile_state, pred, mapped, tmap,
                           kept, data)
+
+
+def small_table_batch(batch_size: int, n_train: int) -> int:
+    """The batch size for ``n_train`` training genes: ``batch_size`` (0: all), but at most a
+    tenth of them, so that a small table still gets ~10 steps per epoch."""
+    return max(1, min(batch_size or n_train, math.ceil(n_train / 10)))
 
 
 def _val_scores(model: GeneSpliceModel, data: TrainingData, state: dict,
@@ -439,6 +447,6 @@ def run_finetune(checkpoint: str | os.PathLike, expression: str | os.PathLike,
     return summary
 
 
-__all__ = ["BaseModel", "FREEZE_GROUPS", "FinetuneResult", "TissueMap", "finetune_config",
+__all__ = ["BaseModel", "FREEZE_GROUPS", "FinetuneResult", "TissueMapFit", "finetune_config",
            "finetune_model", "finetuned_args", "fit_tissue_map", "freeze", "init_from_base",
-           "load_base", "pick_genes", "run_finetune"]
+           "load_base", "mapped_base", "pick_genes", "run_finetune", "small_table_batch"]
